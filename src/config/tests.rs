@@ -1,0 +1,77 @@
+use super::*;
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, "test.toml", env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+#[test]
+fn empty_file_gives_valid_defaults() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.kafka.brokers, "localhost:9092");
+    assert_eq!(c.output.dead_letter, "amends.dead-letter");
+    assert_eq!(c.limits.max_message_bytes, 1024 * 1024);
+    assert_eq!(c.detect.incident_window.millis(), crate::domain::Millis::from_days(14));
+}
+
+#[test]
+fn unknown_keys_name_the_key() {
+    let e = load("[kafka]\ngropu_id = \"x\"\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("gropu_id"), "{e}");
+    let e = load("[policy.response.major]\npriority = \"p2\"\nwithin = \"4h\"\nfoo = 1\n", &[]).unwrap_err().to_string();
+    assert!(e.contains("policy.response.major") && e.contains("foo"), "{e}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let cases = [
+        ("[detect]\nincident_window = \"3y\"\n", "detect.incident_window"),
+        ("[policy]\noperating_margin = 1.5\n", "policy.operating_margin"),
+        ("[policy.severity.types]\ndelivery_failed = \"huge\"\n", "policy.severity.types"),
+        ("[output]\ndead_letter = \"touchpoints\"\n", "output.dead_letter"),
+        ("[output]\nrecovery_tasks = \"bad topic\"\n", "output.recovery_tasks"),
+        ("[kafka.properties]\n\"enable.auto.offset.store\" = \"true\"\n", "kafka.properties.\"enable.auto.offset.store\""),
+        ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
+        ("[policy.queues.channels]\nfax = \"fax-queue\"\n", "policy.queues.channels.fax"),
+        ("[kafka]\nguarantee = \"maybe_once\"\n", "kafka.guarantee"),
+        ("[limits]\nmax_message_bytes = \"big\"\n", "limits.max_message_bytes"),
+    ];
+    for (text, key) in cases {
+        let e = load(text, &[]).unwrap_err().to_string();
+        assert!(e.contains(key), "error for {text:?} should name {key}: {e}");
+    }
+}
+
+#[test]
+fn environment_overrides_apply_and_are_typed() {
+    let c = load(
+        "[kafka]\ngroup_id = \"a\"\n",
+        &[
+            ("AMENDS_KAFKA__BROKERS", "kafka-1:9092,kafka-2:9092"),
+            ("AMENDS_KAFKA__GROUP_ID", "123"),
+            ("AMENDS_POLICY__OPERATING_MARGIN", "0.3"),
+            ("AMENDS_KAFKA__PROPERTIES__SECURITY.PROTOCOL", "SASL_SSL"),
+            ("AMENDS_TEST_BROKERS", "ignored"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.brokers, "kafka-1:9092,kafka-2:9092");
+    assert_eq!(c.kafka.group_id, "123");
+    assert_eq!(c.policy.operating_margin, 0.3);
+    assert_eq!(c.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+    let e = load("", &[("AMENDS_KAFKA__NOPE", "1")]).unwrap_err().to_string();
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn secrets_are_redacted() {
+    let mut m = BTreeMap::new();
+    m.insert("sasl.password".to_string(), "hunter2".to_string());
+    m.insert("ssl.key.location".to_string(), "/etc/key.pem".to_string());
+    m.insert("ssl.key.password".to_string(), "pw".to_string());
+    m.insert("security.protocol".to_string(), "SASL_SSL".to_string());
+    let r = redacted(&m);
+    assert_eq!(r["sasl.password"], "[redacted]");
+    assert_eq!(r["ssl.key.password"], "[redacted]");
+    assert_eq!(r["ssl.key.location"], "/etc/key.pem");
+    assert_eq!(r["security.protocol"], "SASL_SSL");
+}

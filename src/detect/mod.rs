@@ -1,0 +1,290 @@
+//! The detection engine: a plain, synchronous state machine. Events and clock values go in,
+//! recovery tasks come out. It never touches Kafka, tokio, the wall clock or global state,
+//! which is what lets the same engine run in the service, in `amends replay`, in tests and
+//! in benchmarks.
+//!
+//! One `Engine` holds the state of the customers of one input partition (the pipeline runs
+//! one per partition worker), so state can be restored and dropped per partition.
+
+pub mod ids;
+pub mod rules;
+pub mod state;
+
+use crate::config::{Config, DetectConfig};
+use crate::domain::{Cause, EventTime, Evidence, Millis, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent};
+use crate::policy::{IncidentFacts, Policy};
+use rules::{FailureSignal, Rule};
+use state::{CustomerState, Incident, MAX_EVIDENCE};
+use std::collections::HashMap;
+
+/// What the engine produces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A new revision of a recovery task.
+    Task(RecoveryTask),
+}
+
+/// Counters the pipeline turns into metrics. Monotonic over the engine's life.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub failures: u64,
+    pub duplicates: u64,
+    pub tasks_opened: u64,
+    pub tasks_escalated: u64,
+    /// Customers dropped because `detect.max_customers` was reached.
+    pub evicted: u64,
+    /// Customers dropped after `detect.state_ttl` without activity.
+    pub expired: u64,
+}
+
+pub struct Engine {
+    detect: DetectConfig,
+    policy: Policy,
+    customers: HashMap<Box<str>, CustomerState>,
+    stats: EngineStats,
+    /// Highest event time seen; state expiry runs against it.
+    max_event_time: EventTime,
+    next_sweep: EventTime,
+}
+
+/// How far event time must move between TTL sweeps. A sweep walks every customer, so it
+/// is amortised over at least this much event time.
+const SWEEP_EVERY: Millis = Millis(crate::domain::time::HOUR_MS);
+
+impl Engine {
+    pub fn new(config: &Config) -> Engine {
+        Engine {
+            detect: config.detect.clone(),
+            policy: Policy::new(&config.policy),
+            customers: HashMap::new(),
+            stats: EngineStats::default(),
+            max_event_time: EventTime::MIN,
+            next_sweep: EventTime::MIN,
+        }
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Customers currently tracked.
+    pub fn customers(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Why, if at all, this event is a failure.
+    pub fn classify(&self, e: &TouchpointEvent) -> Option<FailureSignal> {
+        if self.detect.survey_types.iter().any(|t| **t == *e.event_type) {
+            return match e.score {
+                Some(s) if s <= self.detect.detractor_score_max => Some(FailureSignal::Detractor),
+                _ if e.outcome == crate::domain::Outcome::Failure => Some(FailureSignal::Outcome),
+                _ => None,
+            };
+        }
+        if e.outcome == crate::domain::Outcome::Failure {
+            return Some(FailureSignal::Outcome);
+        }
+        if self.detect.failure_types.iter().any(|t| **t == *e.event_type) {
+            return Some(FailureSignal::FailureType);
+        }
+        None
+    }
+
+    /// Applies one event. `now` is the processing time stamped on outputs as `emitted_at`
+    /// (wall clock in the service, event time in replay); it never affects decisions.
+    pub fn on_event(&mut self, e: &TouchpointEvent, src: &SourcePos, now: EventTime, out: &mut Vec<Output>) {
+        self.stats.events += 1;
+        if e.occurred_at > self.max_event_time {
+            self.max_event_time = e.occurred_at;
+        }
+        let fp = ids::fingerprint(&e.event_id);
+        let failure = self.classify(e);
+        if !self.customers.contains_key(&*e.customer_id) && self.customers.len() >= self.detect.max_customers {
+            self.evict();
+        }
+        let d = &self.detect;
+        let cust = match self.customers.get_mut(&*e.customer_id) {
+            Some(c) => c,
+            None => self.customers.entry(e.customer_id.clone()).or_default(),
+        };
+        cust.prune(e.occurred_at.max(cust.last_activity), d.incident_window.millis(), d.repeat_window.millis(), d.duplicate_horizon.millis());
+        if cust.seen.iter().any(|(f, _)| *f == fp) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        cust.seen.push((fp, e.occurred_at));
+        if e.occurred_at > cust.last_activity {
+            cust.last_activity = e.occurred_at;
+        }
+        if let Some(p) = &e.customer {
+            cust.profile = Some(p.clone());
+        }
+        let Some(_signal) = failure else { return };
+        self.stats.failures += 1;
+
+        let key: Box<str> = match &e.reference {
+            Some(r) => r.clone(),
+            None => format!("{}/{}", e.channel.as_str(), e.touchpoint).into(),
+        };
+        let severity = self.policy.severity(e);
+        let cause = e.cause.unwrap_or(Cause::Unknown);
+        let evidence = Evidence {
+            event_id: e.event_id.to_string(),
+            topic: src.topic.to_string(),
+            partition: src.partition,
+            offset: src.offset,
+            occurred_at: e.occurred_at.to_string(),
+            event_type: e.event_type.to_string(),
+        };
+        let currency: Box<str> = e.currency.clone().unwrap_or_else(|| self.policy.cfg.default_currency.as_str().into());
+        let idx = match cust.incidents.iter().position(|i| i.key == key) {
+            Some(idx) => {
+                let inc = &mut cust.incidents[idx];
+                inc.revision += 1;
+                inc.status = TaskStatus::Escalated;
+                inc.failures += 1;
+                inc.severity = inc.severity.max(severity);
+                inc.cause = inc.cause.max(cause);
+                inc.amount_at_stake = inc.amount_at_stake.max(e.amount.unwrap_or(0.0));
+                if e.occurred_at > inc.last_failure_at {
+                    inc.last_failure_at = e.occurred_at;
+                }
+                inc.failure_count = cust.incident_opens.len() as u32;
+                if inc.evidence.len() < MAX_EVIDENCE {
+                    inc.evidence.push(evidence);
+                }
+                self.stats.tasks_escalated += 1;
+                idx
+            }
+            None => {
+                cust.incident_opens.push(e.occurred_at);
+                let task_id = ids::stable_id("t", &[&e.customer_id, &key, &e.event_id]);
+                cust.incidents.push(Incident {
+                    task_id,
+                    key,
+                    rule: Rule::BreakingPoint,
+                    revision: 1,
+                    status: TaskStatus::Open,
+                    detected_at: e.occurred_at,
+                    last_failure_at: e.occurred_at,
+                    due_at: EventTime::MIN,
+                    severity,
+                    cause,
+                    failures: 1,
+                    failure_count: cust.incident_opens.len() as u32,
+                    channel: e.channel.as_str().into(),
+                    touchpoint: e.touchpoint.clone(),
+                    event_type: e.event_type.clone(),
+                    amount_at_stake: e.amount.unwrap_or(0.0),
+                    currency,
+                    evidence: vec![evidence],
+                });
+                self.stats.tasks_opened += 1;
+                cust.incidents.len() - 1
+            }
+        };
+        let task = render(&self.policy, &self.detect, &e.customer_id, cust, idx, now);
+        out.push(Output::Task(task));
+    }
+
+    /// Moves event time forward without an event: expires state past its TTL.
+    pub fn advance(&mut self, watermark: EventTime, _now: EventTime, _out: &mut Vec<Output>) {
+        if watermark < self.next_sweep {
+            return;
+        }
+        self.next_sweep = watermark.plus(SWEEP_EVERY);
+        let ttl = self.detect.state_ttl.millis();
+        let before = self.customers.len();
+        self.customers.retain(|_, c| c.last_activity.plus(ttl) >= watermark);
+        self.stats.expired += (before - self.customers.len()) as u64;
+    }
+
+    /// The highest event time this engine has seen.
+    pub fn max_event_time(&self) -> EventTime {
+        self.max_event_time
+    }
+
+    /// Drops the least recently active tenth of the customers above the cap, so eviction
+    /// is amortised rather than run on every new customer.
+    fn evict(&mut self) {
+        let cap = self.detect.max_customers;
+        // Leave room for a tenth of the cap (at least one) so the next eviction is far away.
+        let target = cap - (cap / 10).max(1);
+        let excess = self.customers.len().saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        let mut times: Vec<EventTime> = self.customers.values().map(|c| c.last_activity).collect();
+        let (_, cutoff, _) = times.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        let mut removed = 0usize;
+        self.customers.retain(|_, c| {
+            if removed < excess && c.last_activity <= cutoff {
+                removed += 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.stats.evicted += removed as u64;
+    }
+}
+
+fn render(policy: &Policy, detect: &DetectConfig, customer_id: &str, cust: &mut CustomerState, idx: usize, now: EventTime) -> RecoveryTask {
+    let profile = cust.profile.as_ref();
+    let inc = &cust.incidents[idx];
+    let facts = IncidentFacts {
+        event_type: &inc.event_type,
+        channel: &inc.channel,
+        touchpoint: &inc.touchpoint,
+        reference: &inc.key,
+        severity: inc.severity,
+        cause: inc.cause,
+        failure_count: inc.failure_count,
+        repeat_window: detect.repeat_window.millis(),
+        amount_at_stake: inc.amount_at_stake,
+        currency: &inc.currency,
+        profile,
+        detected_at: inc.detected_at,
+        last_failure_at: inc.last_failure_at,
+        previous_due: if inc.revision > 1 { Some(inc.due_at) } else { None },
+    };
+    let r = policy.respond(&facts);
+    let reason = match inc.status {
+        TaskStatus::Escalated => Some(format!("failure {} on the same incident", inc.failures)),
+        _ => None,
+    };
+    let task = RecoveryTask {
+        task_id: inc.task_id.clone(),
+        revision: inc.revision,
+        status: inc.status,
+        customer_id: customer_id.to_string(),
+        incident: inc.key.to_string(),
+        rule: inc.rule.id().to_string(),
+        detected_at: inc.detected_at.to_string(),
+        emitted_at: now.to_string(),
+        severity: inc.severity,
+        failure_count: inc.failure_count,
+        cause: inc.cause.as_str().to_string(),
+        relationship: r.relationship,
+        priority: r.priority,
+        due_at: r.due_at.to_string(),
+        owner_queue: r.owner_queue,
+        actions: r.actions,
+        value_at_risk: r.value_at_risk,
+        currency: inc.currency.to_string(),
+        evidence: inc.evidence.clone(),
+        explanation: r.explanation,
+        channel: inc.channel.to_string(),
+        touchpoint: inc.touchpoint.to_string(),
+        segment: profile.and_then(|p| p.segment.as_ref()).map(|s| s.to_string()),
+        reason,
+        fired_by: None,
+    };
+    cust.incidents[idx].due_at = r.due_at;
+    task
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,53 @@
+//! Per-customer state: what the engine remembers between events. Kept compact because there
+//! is one per active customer: open incidents, recent incident openings (for `failure_count`),
+//! recent event-id fingerprints (duplicates) and the last known profile.
+
+use super::rules::Rule;
+use crate::domain::{Cause, CustomerProfile, Evidence, EventTime, Severity, TaskStatus};
+
+/// Most evidence entries kept on one incident; older ones beyond it are summarised by
+/// `failures` (the count stays exact).
+pub const MAX_EVIDENCE: usize = 32;
+
+#[derive(Debug, Clone, Default)]
+pub struct CustomerState {
+    pub last_activity: EventTime,
+    pub profile: Option<CustomerProfile>,
+    /// Open times of this customer's incidents within the repeat window.
+    pub incident_opens: Vec<EventTime>,
+    pub incidents: Vec<Incident>,
+    /// (fingerprint of event_id, occurred_at) of recent events, for duplicate detection.
+    pub seen: Vec<(u64, EventTime)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Incident {
+    pub task_id: String,
+    /// The reference the incident is keyed by (`channel/touchpoint` when events carry none).
+    pub key: Box<str>,
+    pub rule: Rule,
+    pub revision: u32,
+    pub status: TaskStatus,
+    pub detected_at: EventTime,
+    pub last_failure_at: EventTime,
+    pub due_at: EventTime,
+    pub severity: Severity,
+    pub cause: Cause,
+    pub failures: u32,
+    pub failure_count: u32,
+    pub channel: Box<str>,
+    pub touchpoint: Box<str>,
+    pub event_type: Box<str>,
+    pub amount_at_stake: f64,
+    pub currency: Box<str>,
+    pub evidence: Vec<Evidence>,
+}
+
+impl CustomerState {
+    /// Forgets what no rule can need any more at event time `t`.
+    pub fn prune(&mut self, t: EventTime, incident_window: crate::domain::Millis, repeat_window: crate::domain::Millis, dup_horizon: crate::domain::Millis) {
+        self.incidents.retain(|i| i.last_failure_at.plus(incident_window) >= t);
+        self.incident_opens.retain(|o| o.plus(repeat_window) >= t);
+        self.seen.retain(|(_, at)| at.plus(dup_horizon) >= t);
+    }
+}
