@@ -1,0 +1,266 @@
+//! `amends demo`: the whole thing with no setup. Starts librdkafka's in-process mock cluster,
+//! produces a simulated day of touch-points (with some poison records), runs the real Kafka
+//! pipeline until it has committed everything, reads the output topics back, writes them to
+//! a folder and prints a summary.
+
+use super::simulate::produce_all;
+use crate::config::Config;
+use crate::domain::RecoveryTask;
+use crate::kafka;
+use crate::pipeline::dead_letter::DeadLetterLine;
+use crate::sim::{SimConfig, Simulator};
+use crate::telemetry::Health;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::FutureProducer;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct DemoOptions {
+    pub output: PathBuf,
+    pub customers: usize,
+    pub seed: u64,
+    pub partitions: i32,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions { output: PathBuf::from("amends-demo"), customers: 2_000, seed: 42, partitions: 4 }
+    }
+}
+
+/// What the demo found; also rendered as the printed summary.
+pub struct DemoReport {
+    pub input_records: usize,
+    pub poison_records: usize,
+    pub tasks: Vec<RecoveryTask>,
+    pub dead_letters: Vec<DeadLetterLine>,
+    pub elapsed: Duration,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("mock cluster: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("pipeline: {0}")]
+    Pipeline(#[from] kafka::PipelineError),
+    #[error("writing outputs: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the pipeline did not catch up within {0} s")]
+    Timeout(u64),
+}
+
+pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
+    let started = Instant::now();
+    let mock = MockCluster::new(1)?;
+    let bootstrap = mock.bootstrap_servers();
+    let mut config = Config::defaults();
+    config.kafka.brokers = bootstrap.clone();
+    config.kafka.group_id = "amends-demo".into();
+    config.http.listen = String::new();
+    let o = &config.output;
+    for t in [&config.input.touchpoints.topics[0], &config.input.recovery_outcomes.topics[0], &o.recovery_tasks, &o.dead_letter, &o.trend_snapshots, &o.trend_alerts, &o.trend_partials, &o.changelog] {
+        mock.create_topic(t, opts.partitions, 1)?;
+    }
+
+    // A simulated day, with one poison record of each kind spread through it.
+    let sim = Simulator::new(SimConfig { seed: opts.seed, customers: opts.customers, poison_every: 3_000, ..SimConfig::default() });
+    let records = sim.records();
+    std::fs::create_dir_all(&opts.output)?;
+    let mut input = std::io::BufWriter::new(std::fs::File::create(opts.output.join("input.jsonl"))?);
+    sim.write_jsonl(&mut input)?;
+    input.flush()?;
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("linger.ms", "5").create()?;
+    produce_all(&producer, &config.input.touchpoints.topics[0], &records).await?;
+    let poison_records = records.iter().filter(|r| r.poison.is_some()).count();
+
+    // The real pipeline, stopped once the group has committed every input offset.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = tokio::spawn(kafka::run(config.clone(), stop.clone(), Arc::new(Health::default())));
+    let caught_up = wait_for_commits(&bootstrap, &config, opts.partitions, Duration::from_secs(60)).await;
+    stop.store(true, Ordering::Relaxed);
+    match pipeline.await {
+        Ok(r) => {
+            r?;
+        }
+        Err(_) => return Err(DemoError::Pipeline(kafka::PipelineError::ConsumerPanicked)),
+    }
+    if !caught_up {
+        return Err(DemoError::Timeout(60));
+    }
+
+    let tasks: Vec<RecoveryTask> = read_topic(&bootstrap, &config.output.recovery_tasks, opts.partitions)?
+        .into_iter()
+        .filter_map(|(_, payload)| serde_json::from_slice(&payload).ok())
+        .collect();
+    let dead_letters: Vec<DeadLetterLine> = read_topic(&bootstrap, &config.output.dead_letter, opts.partitions)?
+        .into_iter()
+        .map(|(headers, payload)| DeadLetterLine::from_record(&headers, &payload))
+        .collect();
+    write_lines(&opts.output.join("recovery-tasks.jsonl"), &tasks)?;
+    write_lines(&opts.output.join("dead-letter.jsonl"), &dead_letters)?;
+    let elapsed = started.elapsed();
+    let text = render(&opts, records.len(), poison_records, &tasks, &dead_letters, elapsed);
+    std::fs::write(opts.output.join("summary.txt"), &text)?;
+    drop(mock);
+    Ok(DemoReport { input_records: records.len(), poison_records, tasks, dead_letters, elapsed, text })
+}
+
+fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in items {
+        serde_json::to_writer(&mut w, i).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+}
+
+/// Polls the group's committed offsets until they reach the end of every input partition.
+async fn wait_for_commits(bootstrap: &str, config: &Config, partitions: i32, limit: Duration) -> bool {
+    let topic = config.input.touchpoints.topics[0].clone();
+    let group = config.kafka.group_id.clone();
+    let bootstrap = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || {
+        let Ok(c) = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", &group).create::<BaseConsumer>() else {
+            return false;
+        };
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let mut done = true;
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition(&topic, p);
+            }
+            match c.committed_offsets(tpl, Duration::from_secs(2)) {
+                Ok(committed) => {
+                    for p in 0..partitions {
+                        let high = c.fetch_watermarks(&topic, p, Duration::from_secs(2)).map(|(_, h)| h).unwrap_or(i64::MAX);
+                        let at = committed.find_partition(&topic, p).and_then(|e| e.offset().to_raw()).unwrap_or(-1);
+                        if at < high {
+                            done = false;
+                        }
+                    }
+                }
+                Err(_) => done = false,
+            }
+            if done {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
+type HeaderList = Vec<(String, Vec<u8>)>;
+
+/// Reads a whole topic from the beginning (not as a group member).
+pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<Vec<(HeaderList, Vec<u8>)>, rdkafka::error::KafkaError> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "amends-demo-reader")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    let mut out = Vec::new();
+    let mut eof = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while eof < partitions && Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+                    .unwrap_or_default();
+                out.push((headers, m.payload().map(<[u8]>::to_vec).unwrap_or_default()));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+fn render(opts: &DemoOptions, input: usize, poison: usize, tasks: &[RecoveryTask], dead: &[DeadLetterLine], elapsed: Duration) -> String {
+    // The latest revision of each task is the truth.
+    let mut latest: HashMap<&str, &RecoveryTask> = HashMap::new();
+    for t in tasks {
+        let e = latest.entry(&t.task_id).or_insert(t);
+        if t.revision > e.revision {
+            *e = t;
+        }
+    }
+    let mut by_severity: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_tier: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in latest.values() {
+        *by_severity.entry(t.severity.as_str()).or_default() += 1;
+        *by_rule.entry(&t.rule).or_default() += 1;
+        *by_tier.entry(t.relationship.as_str()).or_default() += 1;
+    }
+    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in dead {
+        *by_reason.entry(&d.reason).or_default() += 1;
+    }
+    let fmt = |m: &BTreeMap<&str, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    let escalations = tasks.iter().filter(|t| t.revision > 1).count();
+    let mut s = String::new();
+    let _ = writeln!(s, "amends demo: a simulated day of touch-points through the real Kafka pipeline (embedded mock cluster)\n");
+    let _ = writeln!(s, "  input         {input} records from {} customers on {} partitions, {poison} of them poison", opts.customers, opts.partitions);
+    let _ = writeln!(s, "  recovery tasks {} ({} revisions, {escalations} of them escalations)", latest.len(), tasks.len());
+    let _ = writeln!(s, "    by severity:     {}", fmt(&by_severity));
+    let _ = writeln!(s, "    by rule:         {}", fmt(&by_rule));
+    let _ = writeln!(s, "    by relationship: {}", fmt(&by_tier));
+    let _ = writeln!(s, "  dead letters  {} ({})", dead.len(), fmt(&by_reason));
+    let _ = writeln!(s, "  took          {:.1} s\n", elapsed.as_secs_f64());
+    let _ = writeln!(s, "Three example tasks:");
+    for t in examples(&latest) {
+        let comp = t.actions.iter().find_map(|a| a.compensation.as_ref()).map(|c| format!("{} {:.2} {}", c.kind, c.amount, c.currency)).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "\n  {} rev {} [{} {} {}] customer {} via {}/{} on {}\n    owner {} due {} compensation {}\n    {}",
+            t.task_id, t.revision, t.status.as_str(), t.severity.as_str(), t.priority, t.customer_id, t.channel, t.touchpoint, t.incident, t.owner_queue, t.due_at, comp, t.explanation
+        );
+    }
+    let _ = writeln!(s, "\nOutputs in {}/: input.jsonl, recovery-tasks.jsonl, dead-letter.jsonl, summary.txt", opts.output.display());
+    let _ = writeln!(s, "Replay the same input without Kafka: amends replay --input {}/input.jsonl --output <dir>", opts.output.display());
+    s
+}
+
+/// Picks three different kinds of task: the most severe, an escalated one, and one whose
+/// cause was external (or any other), so the examples show different responses.
+fn examples<'a>(latest: &HashMap<&str, &'a RecoveryTask>) -> Vec<&'a RecoveryTask> {
+    let mut all: Vec<&RecoveryTask> = latest.values().copied().collect();
+    all.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.task_id.cmp(&b.task_id)));
+    let mut picked: Vec<&RecoveryTask> = Vec::new();
+    let mut take = |pred: &dyn Fn(&RecoveryTask) -> bool| {
+        if let Some(t) = all.iter().find(|t| pred(t) && !picked.iter().any(|p| p.task_id == t.task_id)) {
+            picked.push(t);
+        }
+    };
+    take(&|_| true);
+    take(&|t| t.revision > 1);
+    take(&|t| t.cause == "external");
+    take(&|t| t.relationship == crate::domain::Relationship::Loyal);
+    take(&|_| true);
+    take(&|_| true);
+    picked.truncate(3);
+    picked
+}

@@ -1,0 +1,332 @@
+//! The consumer group: a dedicated poll thread (librdkafka calls rebalance callbacks on the
+//! thread that polls), routing records to partition workers over bounded channels, storing
+//! offsets the workers release, and the graceful stop.
+
+use super::client::{consumer_config, producer_config};
+use super::sink::KafkaSink;
+use super::worker::{self, Fatal, OffsetBoard, TopicPartition, WorkerDeps, WorkerHandle, WorkerMsg};
+use super::PipelineError;
+use crate::config::Config;
+use crate::pipeline::InboundRecord;
+use crate::telemetry::names;
+use crate::telemetry::Health;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a run did, for the caller (demo summary, tests).
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    pub records: u64,
+    pub rebalances: u64,
+}
+
+struct Router {
+    workers: Mutex<HashMap<TopicPartition, WorkerHandle>>,
+    deps: WorkerDeps,
+    rt: tokio::runtime::Handle,
+}
+
+impl Router {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, WorkerHandle>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sender(&self, tp: &TopicPartition) -> tokio::sync::mpsc::Sender<WorkerMsg> {
+        let mut w = self.lock();
+        w.entry(tp.clone()).or_insert_with(|| worker::spawn(&self.rt, tp.clone(), &self.deps)).tx.clone()
+    }
+
+    /// Drains the workers of `tps` (all when `None`): each finishes its in-flight deliveries
+    /// and publishes its last offset. Waits at most `timeout` in total; a worker that does not
+    /// finish in time is aborted, and its unacknowledged records will be consumed again.
+    fn drain(&self, tps: Option<&[TopicPartition]>, timeout: Duration) -> Vec<TopicPartition> {
+        let handles: Vec<(TopicPartition, WorkerHandle)> = {
+            let mut w = self.lock();
+            match tps {
+                None => w.drain().collect(),
+                Some(tps) => tps.iter().filter_map(|tp| w.remove(tp).map(|h| (tp.clone(), h))).collect(),
+            }
+        };
+        let deadline = Instant::now() + timeout;
+        let mut acks = Vec::new();
+        for (tp, h) in &handles {
+            let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
+            // The queue may be full; keep trying until the deadline rather than block forever.
+            let mut msg = WorkerMsg::Drain(ack_tx);
+            loop {
+                match h.tx.try_send(msg) {
+                    Ok(()) => break,
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(m)) if Instant::now() < deadline => {
+                        msg = m;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => break,
+                }
+            }
+            acks.push((tp.clone(), ack_rx));
+        }
+        for ((tp, rx), (_, h)) in acks.into_iter().zip(&handles) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                tracing::warn!(topic = %tp.0, partition = tp.1, "partition did not drain in time; its unacknowledged records will be re-consumed");
+                h.join.abort();
+            }
+        }
+        handles.into_iter().map(|(tp, _)| tp).collect()
+    }
+}
+
+struct Ctx {
+    router: Arc<Router>,
+    health: Arc<Health>,
+    revoke_timeout: Duration,
+    rebalances: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, stats: Statistics) {
+        let up = stats.brokers.values().any(|b| b.state == "UP");
+        self.health.set_broker_reachable(up);
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                // -1 means unknown or not assigned; the internal "-1" partition is skipped.
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    metrics::gauge!(names::CONSUMER_LAG, "topic" => topic.clone(), "partition" => p.to_string()).set(part.consumer_lag as f64);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            self.health.set_broker_reachable(false);
+        }
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                metrics::counter!(names::REBALANCES, "kind" => "revoke").increment(1);
+                let tps = tp_list(tpl);
+                tracing::info!(partitions = tps.len(), "partitions revoked; draining");
+                let drained = self.router.drain(Some(&tps), self.revoke_timeout);
+                store(consumer, &self.router.deps.board, Some(&drained));
+                commit_sync(consumer);
+                self.health.set_assigned(!self.router.lock().is_empty());
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            metrics::counter!(names::REBALANCES, "kind" => "assign").increment(1);
+            let tps = tp_list(tpl);
+            for tp in &tps {
+                drop(self.router.sender(tp));
+            }
+            let n = self.router.lock().len();
+            metrics::gauge!(names::ASSIGNED_PARTITIONS).set(n as f64);
+            tracing::info!(partitions = tps.len(), total = n, "partitions assigned");
+            self.health.set_assigned(n > 0);
+        }
+    }
+}
+
+fn tp_list(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements().iter().map(|e| (Arc::from(e.topic()), e.partition())).collect()
+}
+
+/// Moves released offsets into librdkafka's offset store, from where the auto-commit timer
+/// (or [`commit_sync`]) commits them.
+fn store(consumer: &BaseConsumer<Ctx>, board: &OffsetBoard, only: Option<&[TopicPartition]>) {
+    let offsets = board.take(only);
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for ((topic, partition), next) in &offsets {
+        // `next` is already "last delivered + 1": rd_kafka_offsets_store stores it as given
+        // (unlike the single-offset rd_kafka_offset_store, which adds 1 itself).
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+    }
+    match consumer.store_offsets(&tpl) {
+        Ok(()) => metrics::counter!(names::OFFSETS_STORED).increment(offsets.len() as u64),
+        // A partition revoked in the meantime: its records will be re-read by the new owner.
+        Err(e) => tracing::debug!(error = %e, "storing offsets failed"),
+    }
+}
+
+fn commit_sync(consumer: &BaseConsumer<Ctx>) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, "synchronous offset commit failed"),
+    }
+}
+
+/// Waits until the brokers answer a metadata request and every output topic exists.
+fn check_cluster(config: &Config, consumer: &BaseConsumer<Ctx>, health: &Health) -> Result<(), PipelineError> {
+    let waited = Duration::from_secs(30);
+    let deadline = Instant::now() + waited;
+    let md = loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(md) => break md,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(PipelineError::Unreachable { brokers: config.kafka.brokers.clone(), waited_s: waited.as_secs(), detail: e.to_string() })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "brokers not reachable yet; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
+    health.set_broker_reachable(true);
+    let o = &config.output;
+    for (key, topic) in [("output.recovery_tasks", &o.recovery_tasks), ("output.dead_letter", &o.dead_letter)] {
+        if !md.topics().iter().any(|t| t.name() == topic.as_str() && t.error().is_none()) {
+            return Err(PipelineError::MissingTopic { topic: topic.clone(), key });
+        }
+    }
+    Ok(())
+}
+
+/// Runs the service until `stop` becomes true or a fatal error occurs. On stop it drains
+/// every partition, commits, flushes the producer and returns, all within
+/// `pipeline.shutdown_timeout`.
+pub async fn run(config: Config, stop: Arc<AtomicBool>, health: Arc<Health>) -> Result<RunReport, PipelineError> {
+    let config = Arc::new(config);
+    let producer: FutureProducer = producer_config(&config).create().map_err(PipelineError::Client)?;
+    let sink = KafkaSink::new(producer.clone(), config.pipeline.delivery_attempts);
+    let fatal = Arc::new(Fatal::default());
+    let board = Arc::new(OffsetBoard::default());
+    let router = Arc::new(Router {
+        workers: Mutex::new(HashMap::new()),
+        deps: WorkerDeps { config: config.clone(), sink, board: board.clone(), fatal: fatal.clone() },
+        rt: tokio::runtime::Handle::current(),
+    });
+    let ctx = Ctx { router: router.clone(), health: health.clone(), revoke_timeout: config.pipeline.revoke_timeout.std(), rebalances: Default::default() };
+    let consumer: BaseConsumer<Ctx> = consumer_config(&config).create_with_context(ctx).map_err(PipelineError::Client)?;
+
+    let cfg = config.clone();
+    let fatal2 = fatal.clone();
+    let thread = std::thread::Builder::new()
+        .name("amends-poll".into())
+        .spawn(move || poll_loop(cfg, consumer, router, board, stop, fatal2, health))
+        .map_err(|_| PipelineError::ConsumerPanicked)?;
+    let result = tokio::task::spawn_blocking(move || thread.join()).await;
+    let report = match result {
+        Ok(Ok(r)) => r?,
+        _ => return Err(PipelineError::ConsumerPanicked),
+    };
+    // Everything delivered was awaited by the workers; flush covers anything still queued.
+    let _ = rdkafka::producer::Producer::flush(&producer, config.pipeline.shutdown_timeout.std());
+    match fatal.take() {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+fn poll_loop(
+    config: Arc<Config>,
+    consumer: BaseConsumer<Ctx>,
+    router: Arc<Router>,
+    board: Arc<OffsetBoard>,
+    stop: Arc<AtomicBool>,
+    fatal: Arc<Fatal>,
+    health: Arc<Health>,
+) -> Result<RunReport, PipelineError> {
+    check_cluster(&config, &consumer, &health)?;
+    let topics: Vec<&str> = config
+        .input
+        .touchpoints
+        .topics
+        .iter()
+        .chain(&config.input.recovery_outcomes.topics)
+        .map(String::as_str)
+        .collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| PipelineError::Subscribe { topics: topics.iter().map(|t| t.to_string()).collect(), source })?;
+    tracing::info!(topics = ?topics, group = %config.kafka.group_id, "consuming");
+    let mut report = RunReport::default();
+    let mut topic_names: HashMap<String, Arc<str>> = HashMap::new();
+    while !stop.load(Ordering::Relaxed) && !fatal.is_set() {
+        store(&consumer, &board, None);
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error");
+                continue;
+            }
+        };
+        let topic = match topic_names.get(msg.topic()) {
+            Some(t) => t.clone(),
+            None => {
+                let t: Arc<str> = Arc::from(msg.topic());
+                topic_names.insert(msg.topic().to_string(), t.clone());
+                t
+            }
+        };
+        let rec = InboundRecord {
+            topic: topic.clone(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().map(<[u8]>::to_vec),
+            timestamp_ms: msg.timestamp().to_millis(),
+        };
+        drop(msg);
+        report.records += 1;
+        let tx = router.sender(&(topic, rec.partition));
+        // Bounded queue: when the worker is behind (slow producer), wait here, which slows
+        // consumption instead of growing memory. Poll again every few ms so rebalance and
+        // stop are still served.
+        let mut item = WorkerMsg::Record(rec);
+        loop {
+            match tx.try_send(item) {
+                Ok(()) => break,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(m)) => {
+                    item = m;
+                    if stop.load(Ordering::Relaxed) || fatal.is_set() {
+                        break;
+                    }
+                    store(&consumer, &board, None);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+    }
+    health.set_stopping();
+    if fatal.is_set() {
+        // Commit only what was fully delivered, then stop; the rest is re-read on restart.
+        router.drain(None, Duration::from_secs(1));
+        store(&consumer, &board, None);
+        commit_sync(&consumer);
+        return Ok(report);
+    }
+    tracing::info!("stopping: draining partitions");
+    router.drain(None, config.pipeline.shutdown_timeout.std());
+    store(&consumer, &board, None);
+    commit_sync(&consumer);
+    report.rebalances = consumer.context().rebalances.load(Ordering::Relaxed);
+    consumer.unsubscribe();
+    tracing::info!(records = report.records, "stopped");
+    Ok(report)
+}

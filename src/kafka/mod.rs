@@ -1,0 +1,33 @@
+//! The Kafka edge: the only module that names rdkafka types. A poll thread feeds one worker
+//! task per assigned partition; workers run the pure [`Processor`](crate::pipeline::Processor),
+//! produce its outputs and report the offsets whose outputs are all acknowledged; the poll
+//! thread stores those offsets for librdkafka's periodic commit (at-least-once).
+//!
+//! Rebalances are handled in the poll thread's callbacks: on revocation the affected workers
+//! finish their in-flight work, their offsets are stored and committed synchronously, and
+//! only then is their state dropped.
+
+pub mod client;
+mod consumer;
+pub mod sink;
+mod worker;
+
+pub use consumer::{run, RunReport};
+
+/// Errors that stop the service. Everything else (bad input, retriable broker errors) is
+/// handled where it happens.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("kafka client could not be created: {0}")]
+    Client(#[source] rdkafka::error::KafkaError),
+    #[error("cannot reach the brokers at {brokers} within {waited_s} s: {detail}")]
+    Unreachable { brokers: String, waited_s: u64, detail: String },
+    #[error("output topic `{topic}` (config key {key}) does not exist on the cluster; create it first")]
+    MissingTopic { topic: String, key: &'static str },
+    #[error("subscribing to {topics:?} failed: {source}")]
+    Subscribe { topics: Vec<String>, source: rdkafka::error::KafkaError },
+    #[error("an output could not be delivered after {attempts} attempts ({topic}): {error}; stopping without committing its input")]
+    Delivery { topic: String, attempts: u32, error: String },
+    #[error("the consumer thread panicked")]
+    ConsumerPanicked,
+}

@@ -1,0 +1,178 @@
+//! One worker task per assigned input partition. It owns that partition's engine state,
+//! processes records in offset order, keeps at most `pipeline.max_in_flight` records whose
+//! outputs await acknowledgement, and publishes the next offset to commit once every output
+//! of every earlier record is acknowledged.
+
+use super::sink::{now_ms, KafkaSink};
+use super::PipelineError;
+use crate::config::Config;
+use crate::domain::EventTime;
+use crate::pipeline::{InboundRecord, Processed, Processor};
+use crate::telemetry::events::{DeadLettered, EventDecoded};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+pub(crate) type TopicPartition = (Arc<str>, i32);
+
+pub(crate) enum WorkerMsg {
+    Record(InboundRecord),
+    /// Finish everything in flight, publish the final offset, acknowledge, and stop.
+    Drain(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Next offsets to commit, per partition, written by workers and flushed to librdkafka's
+/// offset store by the poll thread. "Next offset" means the offset of the first record not
+/// yet fully delivered: Kafka commits the position to resume from, so it is the processed
+/// record's offset + 1.
+#[derive(Default)]
+pub(crate) struct OffsetBoard {
+    pending: Mutex<HashMap<TopicPartition, i64>>,
+}
+
+impl OffsetBoard {
+    fn publish(&self, tp: &TopicPartition, next_offset: i64) {
+        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let e = m.entry(tp.clone()).or_insert(next_offset);
+        *e = (*e).max(next_offset);
+    }
+
+    /// Takes the offsets published since the last call, optionally only for some partitions.
+    pub(crate) fn take(&self, only: Option<&[TopicPartition]>) -> Vec<(TopicPartition, i64)> {
+        let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match only {
+            None => m.drain().collect(),
+            Some(tps) => tps.iter().filter_map(|tp| m.remove(tp).map(|o| (tp.clone(), o))).collect(),
+        }
+    }
+}
+
+/// The first fatal error any worker met; the poll thread stops on it.
+#[derive(Default)]
+pub(crate) struct Fatal(Mutex<Option<PipelineError>>);
+
+impl Fatal {
+    pub(crate) fn set(&self, e: PipelineError) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            tracing::error!(error = %e, "fatal pipeline error");
+            *g = Some(e);
+        }
+    }
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.lock().map(|g| g.is_some()).unwrap_or(true)
+    }
+    pub(crate) fn take(&self) -> Option<PipelineError> {
+        self.0.lock().ok().and_then(|mut g| g.take())
+    }
+}
+
+pub(crate) struct WorkerHandle {
+    pub tx: mpsc::Sender<WorkerMsg>,
+    pub join: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) struct WorkerDeps {
+    pub config: Arc<Config>,
+    pub sink: KafkaSink,
+    pub board: Arc<OffsetBoard>,
+    pub fatal: Arc<Fatal>,
+}
+
+pub(crate) fn spawn(rt: &tokio::runtime::Handle, tp: TopicPartition, deps: &WorkerDeps) -> WorkerHandle {
+    let (tx, rx) = mpsc::channel(deps.config.pipeline.partition_queue);
+    let processor = Processor::new(&deps.config);
+    let w = Worker {
+        tp,
+        processor,
+        sink: deps.sink.clone(),
+        board: deps.board.clone(),
+        fatal: deps.fatal.clone(),
+        max_in_flight: deps.config.pipeline.max_in_flight,
+    };
+    let join = rt.spawn(w.run(rx));
+    WorkerHandle { tx, join }
+}
+
+struct Worker {
+    tp: TopicPartition,
+    processor: Processor,
+    sink: KafkaSink,
+    board: Arc<OffsetBoard>,
+    fatal: Arc<Fatal>,
+    max_in_flight: usize,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<WorkerMsg>) {
+        let mut in_flight = FuturesOrdered::new();
+        let mut outs = Vec::new();
+        loop {
+            tokio::select! {
+                // Completions first: they free in-flight slots and advance the offset.
+                biased;
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    if !self.completed(done) { return; }
+                }
+                msg = rx.recv(), if in_flight.len() < self.max_in_flight => match msg {
+                    Some(WorkerMsg::Record(rec)) => {
+                        let offset = rec.offset;
+                        let ts = rec.timestamp_ms;
+                        let now = EventTime(now_ms());
+                        outs.clear();
+                        let processed = self.processor.process(&rec, now, &mut outs);
+                        let wm = self.processor.engine().max_event_time();
+                        self.processor.advance(wm, now, &mut outs);
+                        self.observe(&rec, &processed);
+                        let sink = self.sink.clone();
+                        let batch: Vec<_> = outs.drain(..).collect();
+                        in_flight.push_back(async move {
+                            for o in batch {
+                                sink.deliver(o, ts).await?;
+                            }
+                            Ok::<i64, PipelineError>(offset)
+                        });
+                    }
+                    Some(WorkerMsg::Drain(ack)) => {
+                        while let Some(done) = in_flight.next().await {
+                            if !self.completed(done) { return; }
+                        }
+                        let _ = ack.send(());
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+
+    /// Publishes the next offset for a fully delivered record; false on a fatal error.
+    fn completed(&self, done: Result<i64, PipelineError>) -> bool {
+        match done {
+            Ok(offset) => {
+                self.board.publish(&self.tp, offset + 1);
+                true
+            }
+            Err(e) => {
+                self.fatal.set(e);
+                false
+            }
+        }
+    }
+
+    fn observe(&self, rec: &InboundRecord, processed: &Processed) {
+        match processed {
+            Processed::Event { channel, outcome, .. } => EventDecoded { channel, outcome: outcome.as_str() }.emit(),
+            Processed::RecoveryOutcome => metrics::counter!(crate::telemetry::names::OUTCOMES_IN).increment(1),
+            Processed::DeadLettered(err) => DeadLettered {
+                reason: err.reason.as_str(),
+                topic: &rec.topic,
+                partition: rec.partition,
+                offset: rec.offset,
+                field: err.field.as_deref(),
+            }
+            .emit(),
+        }
+    }
+}

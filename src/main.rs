@@ -1,0 +1,159 @@
+//! The `amends` binary: parses the command line, reads the environment once, and maps
+//! errors to exit codes (1 for runtime failures, 2 for invalid configuration or usage).
+
+use amends::app;
+use amends::domain::{EventTime, Millis};
+use amends::sim::SimConfig;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "amends", version, about = "Finds service breaking points in Kafka touch-point events and publishes proactive recovery tasks.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service against a Kafka cluster.
+    Run {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the detection over a JSON-lines file of events and write the outputs as JSON lines.
+    Replay {
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+        /// Config file for rules and policy (default: the embedded defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Everything in one command, no setup: simulated traffic through the real pipeline on an
+    /// embedded Kafka mock cluster.
+    Demo {
+        /// Folder for the outputs.
+        #[arg(long, default_value = "amends-demo")]
+        output: PathBuf,
+        #[arg(long, default_value_t = 2_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Produce seeded, realistic synthetic touch-point traffic to a cluster or a file.
+    Simulate {
+        /// Produce to this cluster...
+        #[arg(long, conflicts_with = "output", required_unless_present = "output")]
+        brokers: Option<String>,
+        /// ...or write JSON lines to this file.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(long, default_value = "touchpoints")]
+        topic: String,
+        /// Number of customers (about 12 events each per simulated day).
+        #[arg(long)]
+        customers: Option<usize>,
+        /// Aim for about this many events instead (chooses the number of customers).
+        #[arg(long, conflicts_with = "customers")]
+        events: Option<usize>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Start of the simulated period (RFC 3339).
+        #[arg(long)]
+        start: Option<String>,
+        /// Length of the simulated period, e.g. 24h or 7d.
+        #[arg(long, default_value = "24h")]
+        duration: String,
+        /// Insert one poison record every N records (0: none).
+        #[arg(long, default_value_t = 0)]
+        poison_every: usize,
+    },
+    /// Validate a config file (with AMENDS_* environment overrides) and print what it resolves to.
+    CheckConfig {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<amends::config::ConfigError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let cfg = app::load_config(Some(&config), env_vars())?;
+            amends::telemetry::logging::init(&cfg.telemetry);
+            let report = runtime()?.block_on(app::run::run(cfg))?;
+            tracing::info!(records = report.records, "amends stopped cleanly");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { input, output, config } => {
+            let cfg = app::load_config(config.as_deref(), env_vars())?;
+            let s = app::replay::replay(&cfg, &input, &output).with_context(|| format!("replaying {}", input.display()))?;
+            eprintln!(
+                "replayed {} records ({} events, {} dead letters) in {:.3} s: {:.0} records/s; {} task revisions, {} customers in state; outputs in {}",
+                s.records, s.events, s.dead_letters, s.elapsed_s, s.events_per_second(), s.tasks, s.customers, output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { output, customers, seed } => {
+            amends::telemetry::logging::init(&amends::config::TelemetryConfig { log_level: "warn".into(), ..Default::default() });
+            let opts = app::demo::DemoOptions { output, customers, seed, ..Default::default() };
+            let report = runtime()?.block_on(app::demo::demo(opts))?;
+            print!("{}", report.text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate { brokers, output, topic, customers, events, seed, start, duration, poison_every } => {
+            let mut cfg = match events {
+                Some(n) => SimConfig::for_events(n),
+                None => SimConfig::default(),
+            };
+            cfg.seed = seed;
+            if let Some(c) = customers {
+                cfg.customers = c;
+            }
+            if let Some(s) = start {
+                cfg.start = EventTime::parse(&s).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
+            }
+            cfg.duration = Millis::parse(&duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+            cfg.poison_every = poison_every;
+            let n = match (brokers, output) {
+                (_, Some(path)) => app::simulate::to_file(cfg, &path).with_context(|| format!("writing {}", path.display()))?,
+                (Some(b), None) => runtime()?.block_on(app::simulate::to_kafka(cfg, &b, &topic, &[])).context("producing to Kafka")?,
+                (None, None) => anyhow::bail!("give --brokers or --output"),
+            };
+            eprintln!("simulated {n} records");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match app::check_config::check(&file, env_vars()) {
+            Ok(summary) => {
+                print!("{summary}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
+            }
+        },
+    }
+}
