@@ -117,7 +117,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { output, customers, seed } => {
-            amends::telemetry::logging::init(&amends::config::TelemetryConfig { log_level: "warn".into(), ..Default::default() });
+            // The summary is the demo's output; librdkafka's chatter about the mock cluster and
+            // per-record dead-letter warnings would bury it (RUST_LOG still overrides).
+            amends::telemetry::logging::init(&amends::config::TelemetryConfig { log_level: "error,rdkafka=off,librdkafka=off".into(), ..Default::default() });
             let opts = app::demo::DemoOptions { output, customers, seed, ..Default::default() };
             let report = runtime()?.block_on(app::demo::demo(opts))?;
             print!("{}", report.text);

@@ -111,6 +111,8 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     let elapsed = started.elapsed();
     let text = render(&opts, records.len(), poison_records, &tasks, &dead_letters, elapsed);
     std::fs::write(opts.output.join("summary.txt"), &text)?;
+    // Clients must go before the mock cluster they talk to, or they log broker-down errors.
+    drop(producer);
     drop(mock);
     Ok(DemoReport { input_records: records.len(), poison_records, tasks, dead_letters, elapsed, text })
 }

@@ -242,6 +242,7 @@ fn render(policy: &Policy, detect: &DetectConfig, customer_id: &str, cust: &mut 
         severity: inc.severity,
         cause: inc.cause,
         failure_count: inc.failure_count,
+        failures_on_incident: inc.failures,
         repeat_window: detect.repeat_window.millis(),
         amount_at_stake: inc.amount_at_stake,
         currency: &inc.currency,

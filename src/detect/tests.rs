@@ -49,7 +49,7 @@ fn single_failure_opens_one_task_with_full_content() {
     assert_eq!((t.evidence[0].event_id.as_str(), t.evidence[0].partition, t.evidence[0].offset), ("e-2", 3, 1));
     assert_eq!(
         t.explanation,
-        "1st failure in 30 days (delivery failed, cause internal, major severity) for a new customer of 2 months: refund 28.00 EUR and call within 4 h."
+        "1st failure in 30 days (delivery failed, cause internal, 120.00 EUR at stake, major severity) for a new customer of 2 months: refund 28.00 EUR and call within 4 h."
     );
     assert_eq!(t.emitted_at, "2026-11-22T10:00:05.000Z");
 }
@@ -67,6 +67,10 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
     assert_eq!(t[0].task_id, t[1].task_id);
     assert_eq!((t[1].revision, t[1].status), (2, TaskStatus::Escalated));
     assert_eq!(t[1].evidence.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e-1", "e-2"]);
+    assert!(t[1].explanation.starts_with("2nd failure on o-1 (1st incident in 30 days; delivery failed"), "{}", t[1].explanation);
+    // The first deadline (4 h after 22 Nov 10:00) had passed when the second failure came, so
+    // the escalation gets a fresh one rather than an overdue one.
+    assert_eq!(t[1].due_at, "2026-11-23T14:00:00.000Z");
     assert_ne!(t[2].task_id, t[0].task_id, "another reference is another incident");
     assert_eq!(t[2].failure_count, 2, "second distinct incident in the repeat window");
     assert!(t[2].explanation.starts_with("2nd failure in 30 days"), "{}", t[2].explanation);

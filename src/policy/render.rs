@@ -15,6 +15,8 @@ pub struct IncidentFacts<'a> {
     pub cause: Cause,
     /// The customer's n-th failure (distinct incidents) in the repeat window.
     pub failure_count: u32,
+    /// Failures on this incident so far (1 when the task opens).
+    pub failures_on_incident: u32,
     pub repeat_window: Millis,
     pub amount_at_stake: f64,
     pub currency: &'a str,
@@ -23,7 +25,8 @@ pub struct IncidentFacts<'a> {
     pub detected_at: EventTime,
     /// The failure that produced this revision; response times count from it.
     pub last_failure_at: EventTime,
-    /// Due time of the previous revision, if any: a revision never relaxes it.
+    /// Due time of the previous revision, if any. A revision never relaxes a deadline that
+    /// is still ahead; one that has already passed is replaced by a fresh one.
     pub previous_due: Option<EventTime>,
 }
 
@@ -43,7 +46,9 @@ impl Policy {
         let (priority, within) = self.response(f.severity, tier);
         let mut due_at = f.last_failure_at.plus(within);
         if let Some(prev) = f.previous_due {
-            due_at = due_at.min(prev);
+            if prev >= f.last_failure_at {
+                due_at = due_at.min(prev);
+            }
         }
         let due = due_at.to_string();
         let (comp_kind, comp_amount) = self.compensation(f.severity, f.cause, tier, f.amount_at_stake);
@@ -88,24 +93,31 @@ impl Policy {
             action(5, ActionKind::FollowUp, follow_up, None, Some(follow_up_due)),
         ];
 
+        let tier_words = format!("{} {} customer", article(tier.as_str()), tier.as_str());
         let tenure = match f.profile.and_then(|p| p.since) {
-            Some(since) => format!("a {} customer of {}", tier.as_str(), tenure_human(Millis(f.detected_at.0 - since.0))),
-            None => format!("a {} customer", tier.as_str()),
+            Some(since) => format!("{tier_words} of {}", tenure_human(Millis(f.detected_at.0 - since.0))),
+            None => tier_words,
         };
         let offer = if comp_kind == "apology" {
-            "apologise and offer alternatives".to_string()
+            "apologise, offer alternatives".to_string()
         } else {
             format!("{comp_kind} {comp_amount:.2} {}", f.currency)
         };
         let contact = if supervisor { "supervisor call" } else { "call" };
-        let explanation = format!(
-            "{} failure in {} ({what}, cause {}, {} severity) for {tenure}: {offer} and {contact} within {}.",
-            ordinal(f.failure_count),
-            f.repeat_window.human(),
-            f.cause.as_str(),
-            f.severity.as_str(),
-            Millis(due_at.0 - f.last_failure_at.0).human(),
-        );
+        let at_stake = if f.amount_at_stake > 0.0 { format!(", {:.2} {} at stake", f.amount_at_stake, f.currency) } else { String::new() };
+        let facts = format!("{what}, cause {}{at_stake}, {} severity", f.cause.as_str(), f.severity.as_str());
+        let head = if f.failures_on_incident > 1 {
+            format!(
+                "{} failure on {} ({} incident in {}; {facts})",
+                ordinal(f.failures_on_incident),
+                f.reference,
+                ordinal(f.failure_count),
+                f.repeat_window.human()
+            )
+        } else {
+            format!("{} failure in {} ({facts})", ordinal(f.failure_count), f.repeat_window.human())
+        };
+        let explanation = format!("{head} for {tenure}: {offer} and {contact} within {}.", Millis(due_at.0 - f.last_failure_at.0).human());
         Response {
             relationship: tier,
             priority,
@@ -139,6 +151,13 @@ fn fix_for(event_type: &str, touchpoint: &str) -> String {
         "visit_missed" => "book the technician visit at the customer's earliest convenience".into(),
         "survey_answered" => "read the customer's feedback and put right what they name".into(),
         _ => format!("resolve what went wrong at {touchpoint}"),
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    match word.as_bytes().first() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u') => "an",
+        _ => "a",
     }
 }
 
