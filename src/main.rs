@@ -139,12 +139,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             cfg.duration = Millis::parse(&duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
             cfg.poison_every = poison_every;
-            let n = match (brokers, output) {
-                (_, Some(path)) => app::simulate::to_file(cfg, &path).with_context(|| format!("writing {}", path.display()))?,
-                (Some(b), None) => runtime()?.block_on(app::simulate::to_kafka(cfg, &b, &topic, &[])).context("producing to Kafka")?,
+            match (brokers, output) {
+                (_, Some(path)) => {
+                    let n = app::simulate::to_file(cfg, &path).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {n} records to {}", path.display());
+                }
+                (Some(b), None) => {
+                    let p = runtime()?.block_on(app::simulate::to_kafka(cfg, &b, &topic, &[])).context("producing to Kafka")?;
+                    eprintln!("produced {} records to {topic}", p.sent);
+                    if p.too_large > 0 {
+                        eprintln!("{} oversize record(s) were refused by the cluster (topic max.message.bytes); raise it to test the too_large path", p.too_large);
+                    }
+                }
                 (None, None) => anyhow::bail!("give --brokers or --output"),
-            };
-            eprintln!("simulated {n} records");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match app::check_config::check(&file, env_vars()) {

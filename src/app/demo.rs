@@ -72,14 +72,15 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         mock.create_topic(t, opts.partitions, 1)?;
     }
 
-    // A simulated day, with one poison record of each kind spread through it.
-    let sim = Simulator::new(SimConfig { seed: opts.seed, customers: opts.customers, poison_every: 3_000, ..SimConfig::default() });
+    // A simulated day, with poison records of every kind spread through it (the kinds cycle,
+    // so at least seven are needed).
+    let sim = Simulator::new(SimConfig { seed: opts.seed, customers: opts.customers, poison_every: 2_500, ..SimConfig::default() });
     let records = sim.records();
     std::fs::create_dir_all(&opts.output)?;
     let mut input = std::io::BufWriter::new(std::fs::File::create(opts.output.join("input.jsonl"))?);
     sim.write_jsonl(&mut input)?;
     input.flush()?;
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("linger.ms", "5").create()?;
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("linger.ms", "5").set("message.max.bytes", "2000000").create()?;
     produce_all(&producer, &config.input.touchpoints.topics[0], &records).await?;
     let poison_records = records.iter().filter(|r| r.poison.is_some()).count();
 

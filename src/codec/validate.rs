@@ -61,8 +61,7 @@ fn bounded<'a>(field: &str, s: &'a str, max: usize) -> Result<&'a str, DecodeErr
 
 fn optional<'a>(field: &str, v: Option<&'a str>, limits: &Limits) -> Result<Option<&'a str>, DecodeError> {
     match v {
-        None => Ok(None),
-        Some(s) if s.is_empty() => Ok(None),
+        None | Some("") => Ok(None),
         Some(s) => bounded(field, s, limits.max_string_bytes).map(Some),
     }
 }
@@ -86,9 +85,9 @@ fn currency(field: &str, v: Option<&str>) -> Result<Option<Box<str>>, DecodeErro
     }
 }
 
-fn enum_value<'a, T>(
+fn enum_value<T>(
     field: &str,
-    v: Option<Result<&'a str, i32>>,
+    v: Option<Result<&str, i32>>,
     parse: impl Fn(&str) -> Option<T>,
     expected: &str,
 ) -> Result<Option<T>, DecodeError> {

@@ -216,7 +216,7 @@ pub async fn run(config: Config, stop: Arc<AtomicBool>, health: Arc<Health>) -> 
     let board = Arc::new(OffsetBoard::default());
     let router = Arc::new(Router {
         workers: Mutex::new(HashMap::new()),
-        deps: WorkerDeps { config: config.clone(), sink, board: board.clone(), fatal: fatal.clone() },
+        deps: WorkerDeps { state_size: Default::default(), config: config.clone(), sink, board: board.clone(), fatal: fatal.clone() },
         rt: tokio::runtime::Handle::current(),
     });
     let ctx = Ctx { router: router.clone(), health: health.clone(), revoke_timeout: config.pipeline.revoke_timeout.std(), rebalances: Default::default() };

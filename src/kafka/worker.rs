@@ -73,7 +73,22 @@ pub(crate) struct WorkerHandle {
     pub join: tokio::task::JoinHandle<()>,
 }
 
+/// Customers held in state across this instance's workers (the `amends_state_customers`
+/// gauge). Each worker adds its own changes and removes its share when it stops.
+#[derive(Default)]
+pub(crate) struct StateSize(std::sync::atomic::AtomicI64);
+
+impl StateSize {
+    fn add(&self, delta: i64) {
+        if delta != 0 {
+            let total = self.0.fetch_add(delta, std::sync::atomic::Ordering::Relaxed) + delta;
+            metrics::gauge!(crate::telemetry::names::STATE_CUSTOMERS).set(total as f64);
+        }
+    }
+}
+
 pub(crate) struct WorkerDeps {
+    pub state_size: Arc<StateSize>,
     pub config: Arc<Config>,
     pub sink: KafkaSink,
     pub board: Arc<OffsetBoard>,
@@ -90,6 +105,8 @@ pub(crate) fn spawn(rt: &tokio::runtime::Handle, tp: TopicPartition, deps: &Work
         board: deps.board.clone(),
         fatal: deps.fatal.clone(),
         max_in_flight: deps.config.pipeline.max_in_flight,
+        state_size: deps.state_size.clone(),
+        reported: (0, 0, 0, 0),
     };
     let join = rt.spawn(w.run(rx));
     WorkerHandle { tx, join }
@@ -102,9 +119,37 @@ struct Worker {
     board: Arc<OffsetBoard>,
     fatal: Arc<Fatal>,
     max_in_flight: usize,
+    state_size: Arc<StateSize>,
+    /// (customers, evicted, expired, duplicates) as last reported to metrics.
+    reported: (usize, u64, u64, u64),
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // The partition's state goes with the worker.
+        self.state_size.add(-(self.reported.0 as i64));
+    }
 }
 
 impl Worker {
+    fn report_state(&mut self) {
+        use crate::telemetry::names::{DUPLICATES, STATE_EVICTED};
+        let eng = self.processor.engine();
+        let st = eng.stats();
+        let now = (eng.customers(), st.evicted, st.expired, st.duplicates);
+        self.state_size.add(now.0 as i64 - self.reported.0 as i64);
+        if now.1 > self.reported.1 {
+            metrics::counter!(STATE_EVICTED, "cause" => "cap").increment(now.1 - self.reported.1);
+        }
+        if now.2 > self.reported.2 {
+            metrics::counter!(STATE_EVICTED, "cause" => "ttl").increment(now.2 - self.reported.2);
+        }
+        if now.3 > self.reported.3 {
+            metrics::counter!(DUPLICATES).increment(now.3 - self.reported.3);
+        }
+        self.reported = now;
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<WorkerMsg>) {
         let mut in_flight = FuturesOrdered::new();
         let mut outs = Vec::new();
@@ -125,8 +170,9 @@ impl Worker {
                         let wm = self.processor.engine().max_event_time();
                         self.processor.advance(wm, now, &mut outs);
                         self.observe(&rec, &processed);
+                        self.report_state();
                         let sink = self.sink.clone();
-                        let batch: Vec<_> = outs.drain(..).collect();
+                        let batch = std::mem::take(&mut outs);
                         in_flight.push_back(async move {
                             for o in batch {
                                 sink.deliver(o, ts).await?;
