@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "amends", version, about = "Finds service breaking points in Kafka touch-point events and publishes proactive recovery tasks.")]
+#[command(
+    name = "amends",
+    version,
+    about = "Finds service breaking points in Kafka touch-point events and publishes proactive recovery tasks."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,13 +93,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<amends::config::ConfigError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
+            if e.downcast_ref::<amends::config::ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -107,25 +118,52 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!(records = report.records, "amends stopped cleanly");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { input, output, config } => {
+        Command::Replay {
+            input,
+            output,
+            config,
+        } => {
             let cfg = app::load_config(config.as_deref(), env_vars())?;
-            let s = app::replay::replay(&cfg, &input, &output).with_context(|| format!("replaying {}", input.display()))?;
+            let s = app::replay::replay(&cfg, &input, &output)
+                .with_context(|| format!("replaying {}", input.display()))?;
             eprintln!(
                 "replayed {} records ({} events, {} dead letters) in {:.3} s: {:.0} records/s; {} task revisions, {} customers in state; outputs in {}",
                 s.records, s.events, s.dead_letters, s.elapsed_s, s.events_per_second(), s.tasks, s.customers, output.display()
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { output, customers, seed } => {
+        Command::Demo {
+            output,
+            customers,
+            seed,
+        } => {
             // The summary is the demo's output; librdkafka's chatter about the mock cluster and
             // per-record dead-letter warnings would bury it (RUST_LOG still overrides).
-            amends::telemetry::logging::init(&amends::config::TelemetryConfig { log_level: "error,rdkafka=off,librdkafka=off".into(), ..Default::default() });
-            let opts = app::demo::DemoOptions { output, customers, seed, ..Default::default() };
+            amends::telemetry::logging::init(&amends::config::TelemetryConfig {
+                log_level: "error,rdkafka=off,librdkafka=off".into(),
+                ..Default::default()
+            });
+            let opts = app::demo::DemoOptions {
+                output,
+                customers,
+                seed,
+                ..Default::default()
+            };
             let report = runtime()?.block_on(app::demo::demo(opts))?;
             print!("{}", report.text);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { brokers, output, topic, customers, events, seed, start, duration, poison_every } => {
+        Command::Simulate {
+            brokers,
+            output,
+            topic,
+            customers,
+            events,
+            seed,
+            start,
+            duration,
+            poison_every,
+        } => {
             let mut cfg = match events {
                 Some(n) => SimConfig::for_events(n),
                 None => SimConfig::default(),
@@ -137,15 +175,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(s) = start {
                 cfg.start = EventTime::parse(&s).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
             }
-            cfg.duration = Millis::parse(&duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+            cfg.duration =
+                Millis::parse(&duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
             cfg.poison_every = poison_every;
             match (brokers, output) {
                 (_, Some(path)) => {
-                    let n = app::simulate::to_file(cfg, &path).with_context(|| format!("writing {}", path.display()))?;
+                    let n = app::simulate::to_file(cfg, &path)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     eprintln!("wrote {n} records to {}", path.display());
                 }
                 (Some(b), None) => {
-                    let p = runtime()?.block_on(app::simulate::to_kafka(cfg, &b, &topic, &[])).context("producing to Kafka")?;
+                    let p = runtime()?
+                        .block_on(app::simulate::to_kafka(cfg, &b, &topic, &[]))
+                        .context("producing to Kafka")?;
                     eprintln!("produced {} records to {topic}", p.sent);
                     if p.too_large > 0 {
                         eprintln!("{} oversize record(s) were refused by the cluster (topic max.message.bytes); raise it to test the too_large path", p.too_large);

@@ -16,9 +16,15 @@ fn amends() -> Command {
 }
 
 fn write_input(path: &Path) -> usize {
-    let cfg = amends::sim::SimConfig { customers: 300, poison_every: 500, ..Default::default() };
+    let cfg = amends::sim::SimConfig {
+        customers: 300,
+        poison_every: 500,
+        ..Default::default()
+    };
     let mut f = std::fs::File::create(path).unwrap();
-    amends::sim::Simulator::new(cfg).write_jsonl(&mut f).unwrap()
+    amends::sim::Simulator::new(cfg)
+        .write_jsonl(&mut f)
+        .unwrap()
 }
 
 #[test]
@@ -28,8 +34,18 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
     let n = write_input(&input);
     assert!(n > 2000, "simulated input has {n} records");
     let run = |out: &str| {
-        let o = amends().args(["replay", "--input"]).arg(&input).arg("--output").arg(dir.path().join(out)).output().unwrap();
-        assert!(o.status.success(), "replay failed: {}", String::from_utf8_lossy(&o.stderr));
+        let o = amends()
+            .args(["replay", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "replay failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let tasks = std::fs::read(dir.path().join(out).join("recovery-tasks.jsonl")).unwrap();
         let dead = std::fs::read(dir.path().join(out).join("dead-letter.jsonl")).unwrap();
         (tasks, dead)
@@ -39,32 +55,67 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
     assert!(t1 == t2, "recovery-tasks.jsonl differs between two replays");
     assert!(d1 == d2, "dead-letter.jsonl differs between two replays");
 
-    let tasks: Vec<amends::domain::RecoveryTask> = t1.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
-    assert!(tasks.len() > 20, "a simulated day of 300 customers yields tasks, got {}", tasks.len());
+    let tasks: Vec<amends::domain::RecoveryTask> = t1
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert!(
+        tasks.len() > 20,
+        "a simulated day of 300 customers yields tasks, got {}",
+        tasks.len()
+    );
     for t in &tasks {
         assert_eq!(t.rule, "breaking_point");
-        assert!(!t.evidence.is_empty() && t.evidence.iter().all(|e| e.topic == "touchpoints" && e.partition == 0));
-        assert!(t.emitted_at >= t.detected_at, "emitted_at is event time, never before detection: {t:?}");
+        assert!(
+            !t.evidence.is_empty()
+                && t.evidence
+                    .iter()
+                    .all(|e| e.topic == "touchpoints" && e.partition == 0)
+        );
+        assert!(
+            t.emitted_at >= t.detected_at,
+            "emitted_at is event time, never before detection: {t:?}"
+        );
         assert_eq!(t.actions.len(), 5);
-        assert!(t.explanation.contains("failure in 30 days"), "{}", t.explanation);
+        assert!(
+            t.explanation.contains("failure in 30 days"),
+            "{}",
+            t.explanation
+        );
     }
     // Evidence offsets are line indexes: the referenced line holds that event.
     let raw = std::fs::read(&input).unwrap();
     let lines: Vec<&[u8]> = raw.split(|b| *b == b'\n').collect();
     let e = &tasks[0].evidence[0];
     let line = std::str::from_utf8(lines[e.offset as usize]).unwrap();
-    assert!(line.contains(&format!("\"event_id\":\"{}\"", e.event_id)), "line {} should hold {}", e.offset, e.event_id);
+    assert!(
+        line.contains(&format!("\"event_id\":\"{}\"", e.event_id)),
+        "line {} should hold {}",
+        e.offset,
+        e.event_id
+    );
 
-    let dead: Vec<serde_json::Value> = d1.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let dead: Vec<serde_json::Value> = d1
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
     assert!(!dead.is_empty(), "poison records are dead-lettered");
     for d in &dead {
         let reason = d["reason"].as_str().unwrap();
-        assert!(["decode", "validation", "too_large"].contains(&reason), "{d}");
+        assert!(
+            ["decode", "validation", "too_large"].contains(&reason),
+            "{d}"
+        );
         assert!(d["payload_base64"].as_str().is_some_and(|s| !s.is_empty()));
         let off = d["offset"].as_i64().unwrap() as usize;
         let original = lines[off];
         let decoded = base64_decode(d["payload_base64"].as_str().unwrap());
-        assert_eq!(decoded, original, "the dead letter keeps the original bytes of line {off}");
+        assert_eq!(
+            decoded, original,
+            "the dead letter keeps the original bytes of line {off}"
+        );
     }
 }
 
@@ -75,8 +126,15 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn check_config_accepts_the_shipped_file_and_names_the_key_of_a_bad_one() {
-    let ok = amends().args(["check-config", "config/amends.toml"]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = amends()
+        .args(["check-config", "config/amends.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("config OK"));
 
     let dir = tempfile::tempdir().unwrap();
@@ -87,7 +145,12 @@ fn check_config_accepts_the_shipped_file_and_names_the_key_of_a_bad_one() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("detect.incident_window"), "{err}");
 
-    let o = amends().arg("check-config").arg("config/amends.toml").env("AMENDS_POLICY__OPERATING_MARGIN", "7").output().unwrap();
+    let o = amends()
+        .arg("check-config")
+        .arg("config/amends.toml")
+        .env("AMENDS_POLICY__OPERATING_MARGIN", "7")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("policy.operating_margin"));
 }
@@ -97,8 +160,17 @@ fn run_refuses_to_start_on_bad_config_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[kafka]\nbrokers = \"\"\n").unwrap();
-    let o = amends().args(["run", "--config"]).arg(&bad).output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = amends()
+        .args(["run", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("kafka.brokers"));
 }
 
@@ -108,7 +180,11 @@ fn simulate_writes_a_seeded_file() {
     let a = dir.path().join("a.jsonl");
     let b = dir.path().join("b.jsonl");
     for p in [&a, &b] {
-        let o = amends().args(["simulate", "--customers", "50", "--seed", "7", "--output"]).arg(p).output().unwrap();
+        let o = amends()
+            .args(["simulate", "--customers", "50", "--seed", "7", "--output"])
+            .arg(p)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());

@@ -1301,13 +1301,10 @@ fn check_k8s() {
         _ => false,
     };
     assert!(brokers_ok, "{f}: {config_file} needs [kafka] brokers");
-    if let Some(g) = kafka.get("guarantee") {
-        let g = g.as_str().unwrap_or_default();
-        assert!(
-            g == "exactly_once" || g == "at_least_once",
-            "{f}: kafka.guarantee must be exactly_once or at_least_once, found {g:?}"
-        );
-    }
+    // It must load exactly as the service loads it (types, unknown keys, validation).
+    amends::config::Config::from_toml_str(toml_text, f, std::iter::empty()).unwrap_or_else(|e| {
+        panic!("{f}: data.{config_file} does not load as an amends config: {e}")
+    });
     if let Some(listen) = config.get("http").and_then(|h| h.get("listen")) {
         let listen = listen.as_str().unwrap_or_default();
         assert!(
@@ -1390,4 +1387,36 @@ fn check_readme() {
             "deploy/README.md: should show how to use it with `{command}`"
         );
     }
+}
+
+/// The compose file's `AMENDS_*` environment, applied to the shipped config/amends.toml, must
+/// load: a wrong override (an unknown key, a value the service rejects) would stop start-up.
+#[test]
+fn compose_environment_overrides_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(root.join("deploy/docker-compose.yaml")).expect("compose file");
+    let docs = YamlLoader::load_from_str(&text).expect("compose parses");
+    let env = &docs[0]["services"]["amends"]["environment"];
+    let vars: Vec<(String, String)> = match env {
+        Yaml::Hash(h) => h
+            .iter()
+            .filter_map(|(k, v)| {
+                let value = match v {
+                    Yaml::String(s) => s.clone(),
+                    Yaml::Integer(i) => i.to_string(),
+                    Yaml::Boolean(b) => b.to_string(),
+                    _ => return None,
+                };
+                Some((k.as_str()?.to_string(), value))
+            })
+            .collect(),
+        other => panic!("deploy/docker-compose.yaml: services.amends.environment must be a map, found {other:?}"),
+    };
+    assert!(
+        vars.iter().any(|(k, _)| k == "AMENDS_KAFKA__BROKERS"),
+        "compose sets the brokers"
+    );
+    amends::config::Config::load(&root.join("config/amends.toml"), vars)
+        .unwrap_or_else(|e| panic!("deploy/docker-compose.yaml: the amends environment does not load over config/amends.toml: {e}"));
 }

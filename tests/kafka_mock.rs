@@ -47,14 +47,29 @@ fn env(name: &str) -> Env {
     config.pipeline.shutdown_timeout = amends::config::Dur::secs(10);
     // The mock coordinator makes a joining member wait session.timeout.ms - 1 s after a member
     // leaves; a short session keeps restart tests fast.
-    config.kafka.consumer.insert("session.timeout.ms".into(), "6000".into());
-    for t in [&config.input.touchpoints.topics[0], &config.input.recovery_outcomes.topics[0], &config.output.recovery_tasks, &config.output.dead_letter] {
+    config
+        .kafka
+        .consumer
+        .insert("session.timeout.ms".into(), "6000".into());
+    for t in [
+        &config.input.touchpoints.topics[0],
+        &config.input.recovery_outcomes.topics[0],
+        &config.output.recovery_tasks,
+        &config.output.dead_letter,
+    ] {
         mock.create_topic(t, PARTITIONS, 1).expect("create topic");
     }
     Env { mock, config }
 }
 
-fn event(id: usize, customer: usize, ty: &str, outcome: &str, reference: &str, minute: usize) -> String {
+fn event(
+    id: usize,
+    customer: usize,
+    ty: &str,
+    outcome: &str,
+    reference: &str,
+    minute: usize,
+) -> String {
     format!(
         r#"{{"event_id":"e-{id:06}","occurred_at":"2026-11-21T{:02}:{:02}:00.000Z","customer_id":"c-{customer:04}","channel":"shipping","touchpoint":"delivery","type":"{ty}","outcome":"{outcome}","reference":"{reference}","cause":"internal","amount":{}.5,"currency":"EUR","customer":{{"since":"2024-01-0{}","segment":"smb","annual_value":3000.0}}}}"#,
         8 + minute / 60,
@@ -73,43 +88,73 @@ fn traffic(n_customers: usize) -> Vec<(String, String)> {
         let key = format!("c-{c:04}");
         let order = format!("order-{c}");
         id += 1;
-        out.push((key.clone(), event(id, c, "order_shipped", "success", &order, c % 300)));
+        out.push((
+            key.clone(),
+            event(id, c, "order_shipped", "success", &order, c % 300),
+        ));
         if c % 3 == 0 {
             id += 1;
-            out.push((key.clone(), event(id, c, "delivery_failed", "failure", &order, c % 300 + 1)));
+            out.push((
+                key.clone(),
+                event(id, c, "delivery_failed", "failure", &order, c % 300 + 1),
+            ));
         }
         if c % 6 == 0 {
             id += 1;
-            out.push((key.clone(), event(id, c, "delivery_failed", "failure", &order, c % 300 + 2)));
+            out.push((
+                key.clone(),
+                event(id, c, "delivery_failed", "failure", &order, c % 300 + 2),
+            ));
         }
     }
     out
 }
 
 async fn produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) -> Vec<Produced> {
-    let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("message.max.bytes", "4000000").create().expect("producer");
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.max.bytes", "4000000")
+        .create()
+        .expect("producer");
     let mut out = Vec::new();
     for (key, payload) in records {
         let d = p
-            .send(FutureRecord::to(topic).key(key.as_bytes()).payload(payload), Timeout::Never)
+            .send(
+                FutureRecord::to(topic).key(key.as_bytes()).payload(payload),
+                Timeout::Never,
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("produce input");
-        out.push(Produced { partition: d.partition, offset: d.offset, key: key.clone().into_bytes(), payload: payload.clone() });
+        out.push(Produced {
+            partition: d.partition,
+            offset: d.offset,
+            key: key.clone().into_bytes(),
+            payload: payload.clone(),
+        });
     }
     p.flush(Duration::from_secs(5)).expect("flush");
     out
 }
 
 /// Expected task revisions, by (task_id, revision), from the same processing per partition.
-fn expected(config: &Config, topic: &str, produced: &[Produced]) -> BTreeMap<(String, u32), RecoveryTask> {
+fn expected(
+    config: &Config,
+    topic: &str,
+    produced: &[Produced],
+) -> BTreeMap<(String, u32), RecoveryTask> {
     expected_with_restart(config, topic, produced, &HashMap::new())
 }
 
 /// Expected revisions when the pipeline restarted at `cut[partition]`: state lives in memory
 /// until the changelog stage exists, so records from the cut on are processed by a fresh
 /// engine, exactly as a restarted instance does.
-fn expected_with_restart(config: &Config, topic: &str, produced: &[Produced], cut: &HashMap<i32, i64>) -> BTreeMap<(String, u32), RecoveryTask> {
+fn expected_with_restart(
+    config: &Config,
+    topic: &str,
+    produced: &[Produced],
+    cut: &HashMap<i32, i64>,
+) -> BTreeMap<(String, u32), RecoveryTask> {
     let mut by_partition: BTreeMap<i32, Vec<&Produced>> = BTreeMap::new();
     for p in produced {
         by_partition.entry(p.partition).or_default().push(p);
@@ -124,7 +169,14 @@ fn expected_with_restart(config: &Config, topic: &str, produced: &[Produced], cu
             if r.offset == cut_at {
                 proc = Processor::new(config);
             }
-            let rec = InboundRecord { topic: Arc::from(topic), partition, offset: r.offset, key: Some(r.key.clone()), payload: Some(r.payload.clone()), timestamp_ms: None };
+            let rec = InboundRecord {
+                topic: Arc::from(topic),
+                partition,
+                offset: r.offset,
+                key: Some(r.key.clone()),
+                payload: Some(r.payload.clone()),
+                timestamp_ms: None,
+            };
             proc.process(&rec, EventTime(0), &mut outs);
         }
         for o in outs.into_iter().filter(|o| o.kind == OutboundKind::Task) {
@@ -147,7 +199,8 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(Headers_, Vec<u8>)> {
         .expect("reader");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
     }
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
@@ -158,12 +211,25 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(Headers_, Vec<u8>)> {
             Some(Ok(m)) => {
                 let h = m
                     .headers()
-                    .map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_string(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.push((h, m.payload().unwrap_or_default().to_vec()));
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
-            Some(Err(e)) => panic!("reading {topic}: {}", e.to_string().chars().take(300).collect::<String>()),
+            Some(Err(e)) => panic!(
+                "reading {topic}: {}",
+                e.to_string().chars().take(300).collect::<String>()
+            ),
             None => {}
         }
     }
@@ -171,7 +237,10 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(Headers_, Vec<u8>)> {
 }
 
 fn tasks_seen(bootstrap: &str, topic: &str) -> Vec<RecoveryTask> {
-    read_all(bootstrap, topic).into_iter().map(|(_, p)| serde_json::from_slice(&p).expect("task json")).collect()
+    read_all(bootstrap, topic)
+        .into_iter()
+        .map(|(_, p)| serde_json::from_slice(&p).expect("task json"))
+        .collect()
 }
 
 fn committed(config: &Config, topic: &str) -> HashMap<i32, i64> {
@@ -184,8 +253,20 @@ fn committed(config: &Config, topic: &str) -> HashMap<i32, i64> {
     for p in 0..PARTITIONS {
         tpl.add_partition(topic, p);
     }
-    let got = c.committed_offsets(tpl, Duration::from_secs(5)).expect("committed offsets");
-    (0..PARTITIONS).map(|p| (p, got.find_partition(topic, p).and_then(|e| e.offset().to_raw()).unwrap_or(-1).max(0))).collect()
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .expect("committed offsets");
+    (0..PARTITIONS)
+        .map(|p| {
+            (
+                p,
+                got.find_partition(topic, p)
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(-1)
+                    .max(0),
+            )
+        })
+        .collect()
 }
 
 struct Running {
@@ -195,17 +276,27 @@ struct Running {
 
 fn start(config: &Config) -> Running {
     if std::env::var_os("AMENDS_TEST_LOG").is_some() {
-        amends::telemetry::logging::init(&amends::config::TelemetryConfig { log_level: "debug,rdkafka=info".into(), ..Default::default() });
+        amends::telemetry::logging::init(&amends::config::TelemetryConfig {
+            log_level: "debug,rdkafka=info".into(),
+            ..Default::default()
+        });
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = tokio::spawn(kafka::run(config.clone(), stop.clone(), Arc::new(Health::default())));
+    let handle = tokio::spawn(kafka::run(
+        config.clone(),
+        stop.clone(),
+        Arc::new(Health::default()),
+    ));
     Running { stop, handle }
 }
 
 impl Running {
     async fn stop(self) -> kafka::RunReport {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.await.expect("pipeline task").expect("pipeline stops cleanly")
+        self.handle
+            .await
+            .expect("pipeline task")
+            .expect("pipeline stops cleanly")
     }
 }
 
@@ -235,25 +326,59 @@ async fn tasks_have_the_expected_content_and_every_poison_kind_is_dead_lettered(
     let poison: Vec<(&str, Vec<u8>)> = vec![
         ("invalid_json", b"{\"event_id\": ".to_vec()),
         ("invalid_utf8", b"{\"event_id\":\"\xff\xfe\"}".to_vec()),
-        ("missing_field", event(900, 7, "delivery_failed", "failure", "p-1", 5).replace("\"customer_id\":\"c-0007\",", "").into_bytes()),
-        ("wrong_type", event(901, 7, "delivery_failed", "failure", "p-1", 5).replace("\"amount\":", "\"amount\":\"x\",\"y\":").into_bytes()),
-        ("unknown_enum", event(902, 7, "delivery_failed", "sideways", "p-1", 5).into_bytes()),
-        ("bad_timestamp", event(903, 7, "delivery_failed", "failure", "p-1", 5).replace("2026-11-21T08:05:00.000Z", "21.11.2026 08:05").into_bytes()),
-        ("oversize", format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024 + 10)).into_bytes()),
+        (
+            "missing_field",
+            event(900, 7, "delivery_failed", "failure", "p-1", 5)
+                .replace("\"customer_id\":\"c-0007\",", "")
+                .into_bytes(),
+        ),
+        (
+            "wrong_type",
+            event(901, 7, "delivery_failed", "failure", "p-1", 5)
+                .replace("\"amount\":", "\"amount\":\"x\",\"y\":")
+                .into_bytes(),
+        ),
+        (
+            "unknown_enum",
+            event(902, 7, "delivery_failed", "sideways", "p-1", 5).into_bytes(),
+        ),
+        (
+            "bad_timestamp",
+            event(903, 7, "delivery_failed", "failure", "p-1", 5)
+                .replace("2026-11-21T08:05:00.000Z", "21.11.2026 08:05")
+                .into_bytes(),
+        ),
+        (
+            "oversize",
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024 + 10)).into_bytes(),
+        ),
     ];
-    let mut records: Vec<(String, Vec<u8>)> = good.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
+    let mut records: Vec<(String, Vec<u8>)> = good
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
     for (_, p) in &poison {
         records.push(("c-0007".into(), p.clone()));
     }
-    records.push(("c-0007".into(), event(999, 7, "delivery_failed", "failure", "after-poison", 200).into_bytes()));
+    records.push((
+        "c-0007".into(),
+        event(999, 7, "delivery_failed", "failure", "after-poison", 200).into_bytes(),
+    ));
     let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
     let want = expected(&env.config, &topic, &produced);
-    assert!(want.len() >= 30, "the traffic should produce a meaningful number of tasks, got {}", want.len());
+    assert!(
+        want.len() >= 30,
+        "the traffic should produce a meaningful number of tasks, got {}",
+        want.len()
+    );
 
     let run = start(&env.config);
     let bootstrap = env.config.kafka.brokers.clone();
     let tasks_topic = env.config.output.recovery_tasks.clone();
-    let ok = wait_until(Duration::from_secs(40), || tasks_seen(&bootstrap, &tasks_topic).len() >= want.len()).await;
+    let ok = wait_until(Duration::from_secs(40), || {
+        tasks_seen(&bootstrap, &tasks_topic).len() >= want.len()
+    })
+    .await;
     run.stop().await;
     assert!(ok, "timed out waiting for {} tasks", want.len());
 
@@ -262,24 +387,61 @@ async fn tasks_have_the_expected_content_and_every_poison_kind_is_dead_lettered(
     for t in seen {
         let k = (t.task_id.clone(), t.revision);
         if let Some(prev) = by_id.get(&k) {
-            assert_eq!(without_emitted_at(prev.clone()), without_emitted_at(t.clone()), "a duplicate must be identical");
+            assert_eq!(
+                without_emitted_at(prev.clone()),
+                without_emitted_at(t.clone()),
+                "a duplicate must be identical"
+            );
         }
         by_id.insert(k, t);
     }
-    assert_eq!(by_id.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "exactly the expected (task_id, revision) pairs");
+    assert_eq!(
+        by_id.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "exactly the expected (task_id, revision) pairs"
+    );
     for (k, w) in &want {
-        assert_eq!(without_emitted_at(by_id[k].clone()), without_emitted_at(w.clone()), "content of {k:?}");
+        assert_eq!(
+            without_emitted_at(by_id[k].clone()),
+            without_emitted_at(w.clone()),
+            "content of {k:?}"
+        );
     }
-    let after = want.values().find(|t| t.incident == "after-poison").expect("the failure after the poison opened a task");
-    assert_eq!((after.customer_id.as_str(), after.rule.as_str(), after.revision), ("c-0007", "breaking_point", 1));
+    let after = want
+        .values()
+        .find(|t| t.incident == "after-poison")
+        .expect("the failure after the poison opened a task");
+    assert_eq!(
+        (
+            after.customer_id.as_str(),
+            after.rule.as_str(),
+            after.revision
+        ),
+        ("c-0007", "breaking_point", 1)
+    );
     let escalated = want.values().filter(|t| t.revision == 2).count();
-    assert_eq!(escalated, 10, "customers 0, 6, 12 ... 54 had a second failure on the same order");
+    assert_eq!(
+        escalated, 10,
+        "customers 0, 6, 12 ... 54 had a second failure on the same order"
+    );
 
     let dead = read_all(&bootstrap, &env.config.output.dead_letter);
-    assert_eq!(dead.len(), poison.len(), "one dead letter per poison record");
+    assert_eq!(
+        dead.len(),
+        poison.len(),
+        "one dead letter per poison record"
+    );
     let reason_of = |payload: &[u8]| -> (String, String) {
-        let (h, _) = dead.iter().find(|(_, p)| p == payload).expect("poison payload present, untouched");
-        let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let (h, _) = dead
+            .iter()
+            .find(|(_, p)| p == payload)
+            .expect("poison payload present, untouched");
+        let get = |k: &str| {
+            h.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         assert_eq!(get("amends.source.topic"), topic);
         assert!(!get("amends.detail").is_empty());
         (get("amends.reason"), get("amends.field"))
@@ -295,12 +457,24 @@ async fn tasks_have_the_expected_content_and_every_poison_kind_is_dead_lettered(
     ];
     for ((kind, payload), (k2, reason, field)) in poison.iter().zip(expect) {
         assert_eq!(*kind, k2);
-        assert_eq!(reason_of(payload), (reason.to_string(), field.to_string()), "{kind}");
+        assert_eq!(
+            reason_of(payload),
+            (reason.to_string(), field.to_string()),
+            "{kind}"
+        );
     }
     let done = committed(&env.config, &topic);
     for p in 0..PARTITIONS {
-        let high = produced.iter().filter(|r| r.partition == p).map(|r| r.offset + 1).max().unwrap_or(0);
-        assert_eq!(done[&p], high, "partition {p} committed to its end after a clean stop");
+        let high = produced
+            .iter()
+            .filter(|r| r.partition == p)
+            .map(|r| r.offset + 1)
+            .max()
+            .unwrap_or(0);
+        assert_eq!(
+            done[&p], high,
+            "partition {p} committed to its end after a clean stop"
+        );
     }
     drop(env.mock);
 }
@@ -312,39 +486,74 @@ async fn tasks_have_the_expected_content_and_every_poison_kind_is_dead_lettered(
 async fn offsets_are_committed_only_after_delivery_across_a_stop_and_restart() {
     let env = env("restart");
     let topic = env.config.input.touchpoints.topics[0].clone();
-    let records: Vec<(String, Vec<u8>)> = traffic(900).into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let records: Vec<(String, Vec<u8>)> = traffic(900)
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
     let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
     let uncut = expected(&env.config, &topic, &produced);
     // Slow the broker so the stop lands while deliveries are in flight.
-    env.mock.broker_round_trip_time(1, Duration::from_millis(30)).expect("rtt");
+    env.mock
+        .broker_round_trip_time(1, Duration::from_millis(30))
+        .expect("rtt");
     let bootstrap = env.config.kafka.brokers.clone();
     let tasks_topic = env.config.output.recovery_tasks.clone();
 
     let first = start(&env.config);
-    assert!(wait_until(Duration::from_secs(30), || !tasks_seen(&bootstrap, &tasks_topic).is_empty()).await, "first tasks appear");
+    assert!(
+        wait_until(Duration::from_secs(30), || !tasks_seen(
+            &bootstrap,
+            &tasks_topic
+        )
+        .is_empty())
+        .await,
+        "first tasks appear"
+    );
     first.stop().await;
     let seen_after_first = tasks_seen(&bootstrap, &tasks_topic);
     let done = committed(&env.config, &topic);
-    let delivered: std::collections::HashSet<(String, u32)> = seen_after_first.iter().map(|t| (t.task_id.clone(), t.revision)).collect();
+    let delivered: std::collections::HashSet<(String, u32)> = seen_after_first
+        .iter()
+        .map(|t| (t.task_id.clone(), t.revision))
+        .collect();
     let mut checked = 0;
     for t in uncut.values() {
         let e = t.evidence.last().expect("evidence");
         if e.offset < done[&e.partition] {
             checked += 1;
-            assert!(delivered.contains(&(t.task_id.clone(), t.revision)), "input {}/{} is committed but its task {} rev {} was not delivered", e.partition, e.offset, t.task_id, t.revision);
+            assert!(
+                delivered.contains(&(t.task_id.clone(), t.revision)),
+                "input {}/{} is committed but its task {} rev {} was not delivered",
+                e.partition,
+                e.offset,
+                t.task_id,
+                t.revision
+            );
         }
     }
-    eprintln!("first run: {} task revisions delivered, {checked} covered by committed offsets {done:?}", delivered.len());
+    eprintln!(
+        "first run: {} task revisions delivered, {checked} covered by committed offsets {done:?}",
+        delivered.len()
+    );
     let total: i64 = produced.len() as i64;
-    assert!(done.values().sum::<i64>() > 0 && done.values().sum::<i64>() < total, "the stop landed mid-run: {done:?} of {total}");
-    // A graceful stop drains and commits everything it processed, so the restart resumes
-    // exactly at the committed offsets.
-    let want = expected_with_restart(&env.config, &topic, &produced, &done);
+    assert!(
+        done.values().sum::<i64>() > 0 && done.values().sum::<i64>() < total,
+        "the stop landed mid-run: {done:?} of {total}"
+    );
+    // The restarted pipeline rebuilds each partition's state from its input up to the
+    // committed offset, so the outcome is exactly that of an uninterrupted run: escalations
+    // that span the restart are revisions of the same task, not second tasks.
+    let want = uncut;
 
-    env.mock.broker_round_trip_time(1, Duration::from_millis(0)).expect("rtt");
+    env.mock
+        .broker_round_trip_time(1, Duration::from_millis(0))
+        .expect("rtt");
     let second = start(&env.config);
     let ok = wait_until(Duration::from_secs(60), || {
-        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic).into_iter().map(|t| (t.task_id, t.revision)).collect();
+        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic)
+            .into_iter()
+            .map(|t| (t.task_id, t.revision))
+            .collect();
         want.keys().all(|k| seen.contains(k))
     })
     .await;
@@ -359,14 +568,22 @@ async fn offsets_are_committed_only_after_delivery_across_a_stop_and_restart() {
         match first_copy.get(&k) {
             Some(prev) => {
                 duplicates += 1;
-                assert_eq!(without_emitted_at(prev.clone()), without_emitted_at(t), "duplicates must be the same revision");
+                assert_eq!(
+                    without_emitted_at(prev.clone()),
+                    without_emitted_at(t),
+                    "duplicates must be the same revision"
+                );
             }
             None => {
                 first_copy.insert(k, t);
             }
         }
     }
-    eprintln!("after restart: {} expected, {} distinct seen, {duplicates} duplicates", want.len(), first_copy.len());
+    eprintln!(
+        "after restart: {} expected, {} distinct seen, {duplicates} duplicates",
+        want.len(),
+        first_copy.len()
+    );
     drop(env.mock);
 }
 
@@ -377,19 +594,32 @@ async fn retriable_produce_errors_lose_nothing() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
     let env = env("produce-errors");
     let topic = env.config.input.touchpoints.topics[0].clone();
-    let records: Vec<(String, Vec<u8>)> = traffic(120).into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let records: Vec<(String, Vec<u8>)> = traffic(120)
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
     let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
     let want = expected(&env.config, &topic, &produced);
-    env.mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 8]);
+    env.mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 8],
+    );
     let bootstrap = env.config.kafka.brokers.clone();
     let tasks_topic = env.config.output.recovery_tasks.clone();
     let run = start(&env.config);
     let ok = wait_until(Duration::from_secs(60), || {
-        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic).into_iter().map(|t| (t.task_id, t.revision)).collect();
+        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic)
+            .into_iter()
+            .map(|t| (t.task_id, t.revision))
+            .collect();
         want.keys().all(|k| seen.contains(k))
     })
     .await;
     run.stop().await;
-    assert!(ok, "all {} task revisions delivered despite produce errors", want.len());
+    assert!(
+        ok,
+        "all {} task revisions delivered despite produce errors",
+        want.len()
+    );
     drop(env.mock);
 }

@@ -33,7 +33,12 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { output: PathBuf::from("amends-demo"), customers: 2_000, seed: 42, partitions: 4 }
+        DemoOptions {
+            output: PathBuf::from("amends-demo"),
+            customers: 2_000,
+            seed: 42,
+            partitions: 4,
+        }
     }
 }
 
@@ -68,26 +73,55 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     config.kafka.group_id = "amends-demo".into();
     config.http.listen = String::new();
     let o = &config.output;
-    for t in [&config.input.touchpoints.topics[0], &config.input.recovery_outcomes.topics[0], &o.recovery_tasks, &o.dead_letter, &o.trend_snapshots, &o.trend_alerts, &o.trend_partials, &o.changelog] {
+    for t in [
+        &config.input.touchpoints.topics[0],
+        &config.input.recovery_outcomes.topics[0],
+        &o.recovery_tasks,
+        &o.dead_letter,
+        &o.trend_snapshots,
+        &o.trend_alerts,
+        &o.trend_partials,
+        &o.changelog,
+    ] {
         mock.create_topic(t, opts.partitions, 1)?;
     }
 
     // A simulated day, with poison records of every kind spread through it (the kinds cycle,
     // so at least seven are needed).
-    let sim = Simulator::new(SimConfig { seed: opts.seed, customers: opts.customers, poison_every: 2_500, ..SimConfig::default() });
+    let sim = Simulator::new(SimConfig {
+        seed: opts.seed,
+        customers: opts.customers,
+        poison_every: 2_500,
+        ..SimConfig::default()
+    });
     let records = sim.records();
     std::fs::create_dir_all(&opts.output)?;
-    let mut input = std::io::BufWriter::new(std::fs::File::create(opts.output.join("input.jsonl"))?);
+    let mut input =
+        std::io::BufWriter::new(std::fs::File::create(opts.output.join("input.jsonl"))?);
     sim.write_jsonl(&mut input)?;
     input.flush()?;
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("linger.ms", "5").set("message.max.bytes", "2000000").create()?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "5")
+        .set("message.max.bytes", "2000000")
+        .create()?;
     produce_all(&producer, &config.input.touchpoints.topics[0], &records).await?;
     let poison_records = records.iter().filter(|r| r.poison.is_some()).count();
 
     // The real pipeline, stopped once the group has committed every input offset.
     let stop = Arc::new(AtomicBool::new(false));
-    let pipeline = tokio::spawn(kafka::run(config.clone(), stop.clone(), Arc::new(Health::default())));
-    let caught_up = wait_for_commits(&bootstrap, &config, opts.partitions, Duration::from_secs(60)).await;
+    let pipeline = tokio::spawn(kafka::run(
+        config.clone(),
+        stop.clone(),
+        Arc::new(Health::default()),
+    ));
+    let caught_up = wait_for_commits(
+        &bootstrap,
+        &config,
+        opts.partitions,
+        Duration::from_secs(60),
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     match pipeline.await {
         Ok(r) => {
@@ -99,23 +133,39 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         return Err(DemoError::Timeout(60));
     }
 
-    let tasks: Vec<RecoveryTask> = read_topic(&bootstrap, &config.output.recovery_tasks, opts.partitions)?
-        .into_iter()
-        .filter_map(|(_, payload)| serde_json::from_slice(&payload).ok())
-        .collect();
-    let dead_letters: Vec<DeadLetterLine> = read_topic(&bootstrap, &config.output.dead_letter, opts.partitions)?
-        .into_iter()
-        .map(|(headers, payload)| DeadLetterLine::from_record(&headers, &payload))
-        .collect();
+    let tasks: Vec<RecoveryTask> =
+        read_topic(&bootstrap, &config.output.recovery_tasks, opts.partitions)?
+            .into_iter()
+            .filter_map(|(_, payload)| serde_json::from_slice(&payload).ok())
+            .collect();
+    let dead_letters: Vec<DeadLetterLine> =
+        read_topic(&bootstrap, &config.output.dead_letter, opts.partitions)?
+            .into_iter()
+            .map(|(headers, payload)| DeadLetterLine::from_record(&headers, &payload))
+            .collect();
     write_lines(&opts.output.join("recovery-tasks.jsonl"), &tasks)?;
     write_lines(&opts.output.join("dead-letter.jsonl"), &dead_letters)?;
     let elapsed = started.elapsed();
-    let text = render(&opts, records.len(), poison_records, &tasks, &dead_letters, elapsed);
+    let text = render(
+        &opts,
+        records.len(),
+        poison_records,
+        &tasks,
+        &dead_letters,
+        elapsed,
+    );
     std::fs::write(opts.output.join("summary.txt"), &text)?;
     // Clients must go before the mock cluster they talk to, or they log broker-down errors.
     drop(producer);
     drop(mock);
-    Ok(DemoReport { input_records: records.len(), poison_records, tasks, dead_letters, elapsed, text })
+    Ok(DemoReport {
+        input_records: records.len(),
+        poison_records,
+        tasks,
+        dead_letters,
+        elapsed,
+        text,
+    })
 }
 
 fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result<()> {
@@ -128,12 +178,21 @@ fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result
 }
 
 /// Polls the group's committed offsets until they reach the end of every input partition.
-async fn wait_for_commits(bootstrap: &str, config: &Config, partitions: i32, limit: Duration) -> bool {
+async fn wait_for_commits(
+    bootstrap: &str,
+    config: &Config,
+    partitions: i32,
+    limit: Duration,
+) -> bool {
     let topic = config.input.touchpoints.topics[0].clone();
     let group = config.kafka.group_id.clone();
     let bootstrap = bootstrap.to_string();
     tokio::task::spawn_blocking(move || {
-        let Ok(c) = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", &group).create::<BaseConsumer>() else {
+        let Ok(c) = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .create::<BaseConsumer>()
+        else {
             return false;
         };
         let deadline = Instant::now() + limit;
@@ -146,8 +205,14 @@ async fn wait_for_commits(bootstrap: &str, config: &Config, partitions: i32, lim
             match c.committed_offsets(tpl, Duration::from_secs(2)) {
                 Ok(committed) => {
                     for p in 0..partitions {
-                        let high = c.fetch_watermarks(&topic, p, Duration::from_secs(2)).map(|(_, h)| h).unwrap_or(i64::MAX);
-                        let at = committed.find_partition(&topic, p).and_then(|e| e.offset().to_raw()).unwrap_or(-1);
+                        let high = c
+                            .fetch_watermarks(&topic, p, Duration::from_secs(2))
+                            .map(|(_, h)| h)
+                            .unwrap_or(i64::MAX);
+                        let at = committed
+                            .find_partition(&topic, p)
+                            .and_then(|e| e.offset().to_raw())
+                            .unwrap_or(-1);
                         if at < high {
                             done = false;
                         }
@@ -169,7 +234,11 @@ async fn wait_for_commits(bootstrap: &str, config: &Config, partitions: i32, lim
 type HeaderList = Vec<(String, Vec<u8>)>;
 
 /// Reads a whole topic from the beginning (not as a group member).
-pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<Vec<(HeaderList, Vec<u8>)>, rdkafka::error::KafkaError> {
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<(HeaderList, Vec<u8>)>, rdkafka::error::KafkaError> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "amends-demo-reader")
@@ -189,7 +258,16 @@ pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<Vec<(
             Some(Ok(m)) => {
                 let headers = m
                     .headers()
-                    .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_string(),
+                                    x.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.push((headers, m.payload().map(<[u8]>::to_vec).unwrap_or_default()));
             }
@@ -201,7 +279,14 @@ pub fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<Vec<(
     Ok(out)
 }
 
-fn render(opts: &DemoOptions, input: usize, poison: usize, tasks: &[RecoveryTask], dead: &[DeadLetterLine], elapsed: Duration) -> String {
+fn render(
+    opts: &DemoOptions,
+    input: usize,
+    poison: usize,
+    tasks: &[RecoveryTask],
+    dead: &[DeadLetterLine],
+    elapsed: Duration,
+) -> String {
     // The latest revision of each task is the truth.
     let mut latest: HashMap<&str, &RecoveryTask> = HashMap::new();
     for t in tasks {
@@ -222,12 +307,22 @@ fn render(opts: &DemoOptions, input: usize, poison: usize, tasks: &[RecoveryTask
     for d in dead {
         *by_reason.entry(&d.reason).or_default() += 1;
     }
-    let fmt = |m: &BTreeMap<&str, usize>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    let fmt = |m: &BTreeMap<&str, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let escalations = tasks.iter().filter(|t| t.revision > 1).count();
     let mut s = String::new();
     let _ = writeln!(s, "amends demo: a simulated day of touch-points through the real Kafka pipeline (embedded mock cluster)\n");
     let _ = writeln!(s, "  input         {input} records from {} customers on {} partitions, {poison} of them poison", opts.customers, opts.partitions);
-    let _ = writeln!(s, "  recovery tasks {} ({} revisions, {escalations} of them escalations)", latest.len(), tasks.len());
+    let _ = writeln!(
+        s,
+        "  recovery tasks {} ({} revisions, {escalations} of them escalations)",
+        latest.len(),
+        tasks.len()
+    );
     let _ = writeln!(s, "    by severity:     {}", fmt(&by_severity));
     let _ = writeln!(s, "    by rule:         {}", fmt(&by_rule));
     let _ = writeln!(s, "    by relationship: {}", fmt(&by_tier));
@@ -235,15 +330,28 @@ fn render(opts: &DemoOptions, input: usize, poison: usize, tasks: &[RecoveryTask
     let _ = writeln!(s, "  took          {:.1} s\n", elapsed.as_secs_f64());
     let _ = writeln!(s, "Three example tasks:");
     for t in examples(&latest) {
-        let comp = t.actions.iter().find_map(|a| a.compensation.as_ref()).map(|c| format!("{} {:.2} {}", c.kind, c.amount, c.currency)).unwrap_or_default();
+        let comp = t
+            .actions
+            .iter()
+            .find_map(|a| a.compensation.as_ref())
+            .map(|c| format!("{} {:.2} {}", c.kind, c.amount, c.currency))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
             "\n  {} rev {} [{} {} {}] customer {} via {}/{} on {}\n    owner {} due {} compensation {}\n    {}",
             t.task_id, t.revision, t.status.as_str(), t.severity.as_str(), t.priority, t.customer_id, t.channel, t.touchpoint, t.incident, t.owner_queue, t.due_at, comp, t.explanation
         );
     }
-    let _ = writeln!(s, "\nOutputs in {}/: input.jsonl, recovery-tasks.jsonl, dead-letter.jsonl, summary.txt", opts.output.display());
-    let _ = writeln!(s, "Replay the same input without Kafka: amends replay --input {}/input.jsonl --output <dir>", opts.output.display());
+    let _ = writeln!(
+        s,
+        "\nOutputs in {}/: input.jsonl, recovery-tasks.jsonl, dead-letter.jsonl, summary.txt",
+        opts.output.display()
+    );
+    let _ = writeln!(
+        s,
+        "Replay the same input without Kafka: amends replay --input {}/input.jsonl --output <dir>",
+        opts.output.display()
+    );
     s
 }
 
@@ -254,7 +362,10 @@ fn examples<'a>(latest: &HashMap<&str, &'a RecoveryTask>) -> Vec<&'a RecoveryTas
     all.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.task_id.cmp(&b.task_id)));
     let mut picked: Vec<&RecoveryTask> = Vec::new();
     let mut take = |pred: &dyn Fn(&RecoveryTask) -> bool| {
-        if let Some(t) = all.iter().find(|t| pred(t) && !picked.iter().any(|p| p.task_id == t.task_id)) {
+        if let Some(t) = all
+            .iter()
+            .find(|t| pred(t) && !picked.iter().any(|p| p.task_id == t.task_id))
+        {
             picked.push(t);
         }
     };

@@ -24,14 +24,21 @@ pub struct ReplaySummary {
 
 impl ReplaySummary {
     pub fn events_per_second(&self) -> f64 {
-        if self.elapsed_s > 0.0 { self.records as f64 / self.elapsed_s } else { 0.0 }
+        if self.elapsed_s > 0.0 {
+            self.records as f64 / self.elapsed_s
+        } else {
+            0.0
+        }
     }
 }
 
 pub fn replay(config: &Config, input: &Path, output_dir: &Path) -> std::io::Result<ReplaySummary> {
     std::fs::create_dir_all(output_dir)?;
     let reader = BufReader::with_capacity(1 << 20, File::open(input)?);
-    let mut tasks = BufWriter::with_capacity(1 << 20, File::create(output_dir.join("recovery-tasks.jsonl"))?);
+    let mut tasks = BufWriter::with_capacity(
+        1 << 20,
+        File::create(output_dir.join("recovery-tasks.jsonl"))?,
+    );
     let mut dead = BufWriter::new(File::create(output_dir.join("dead-letter.jsonl"))?);
     let summary = replay_stream(config, reader, &mut tasks, &mut dead)?;
     tasks.flush()?;
@@ -40,10 +47,25 @@ pub fn replay(config: &Config, input: &Path, output_dir: &Path) -> std::io::Resu
 }
 
 /// Replays JSON lines from `reader`; tasks and dead letters are written as JSON lines.
-pub fn replay_stream(config: &Config, mut reader: impl BufRead, tasks: &mut impl Write, dead: &mut impl Write) -> std::io::Result<ReplaySummary> {
+pub fn replay_stream(
+    config: &Config,
+    mut reader: impl BufRead,
+    tasks: &mut impl Write,
+    dead: &mut impl Write,
+) -> std::io::Result<ReplaySummary> {
     let started = Instant::now();
-    let mut p = Processor::new(config).with_output_format(Format::Json).with_event_clock();
-    let topic: Arc<str> = Arc::from(config.input.touchpoints.topics.first().map(String::as_str).unwrap_or("touchpoints"));
+    let mut p = Processor::new(config)
+        .with_output_format(Format::Json)
+        .with_event_clock();
+    let topic: Arc<str> = Arc::from(
+        config
+            .input
+            .touchpoints
+            .topics
+            .first()
+            .map(String::as_str)
+            .unwrap_or("touchpoints"),
+    );
     let mut s = ReplaySummary::default();
     let mut line = Vec::with_capacity(4096);
     let mut outs: Vec<OutboundRecord> = Vec::new();
@@ -63,7 +85,14 @@ pub fn replay_stream(config: &Config, mut reader: impl BufRead, tasks: &mut impl
             continue;
         }
         s.records += 1;
-        let rec = InboundRecord { topic: topic.clone(), partition: 0, offset, key: None, payload: Some(std::mem::take(&mut line)), timestamp_ms: None };
+        let rec = InboundRecord {
+            topic: topic.clone(),
+            partition: 0,
+            offset,
+            key: None,
+            payload: Some(std::mem::take(&mut line)),
+            timestamp_ms: None,
+        };
         let processed = p.process(&rec, now, &mut outs);
         line = rec.payload.unwrap_or_default();
         match processed {
@@ -88,7 +117,12 @@ pub fn replay_stream(config: &Config, mut reader: impl BufRead, tasks: &mut impl
     Ok(s)
 }
 
-fn write_outputs(outs: &mut Vec<OutboundRecord>, tasks: &mut impl Write, dead: &mut impl Write, s: &mut ReplaySummary) -> std::io::Result<()> {
+fn write_outputs(
+    outs: &mut Vec<OutboundRecord>,
+    tasks: &mut impl Write,
+    dead: &mut impl Write,
+    s: &mut ReplaySummary,
+) -> std::io::Result<()> {
     for o in outs.drain(..) {
         match o.kind {
             OutboundKind::Task => {

@@ -12,8 +12,14 @@ pub async fn run(config: Config) -> Result<RunReport, RunError> {
     let _http = if config.http.listen.is_empty() {
         None
     } else {
-        let addr = config.http.listen.parse().map_err(|_| RunError::Http(format!("bad address {}", config.http.listen)))?;
-        let (bound, task) = http::serve(addr, health.clone()).await.map_err(|e| RunError::Http(format!("cannot listen on {addr}: {e}")))?;
+        let addr = config
+            .http
+            .listen
+            .parse()
+            .map_err(|_| RunError::Http(format!("bad address {}", config.http.listen)))?;
+        let (bound, task) = http::serve(addr, health.clone())
+            .await
+            .map_err(|e| RunError::Http(format!("cannot listen on {addr}: {e}")))?;
         tracing::info!(%bound, "http endpoint listening (/metrics, /healthz, /readyz)");
         Some(AbortOnDrop(task))
     };

@@ -25,7 +25,12 @@ pub struct Produced {
 }
 
 /// Produces every record to `topic`, keyed by customer id, and waits for all deliveries.
-pub async fn to_kafka(cfg: SimConfig, brokers: &str, topic: &str, properties: &[(String, String)]) -> Result<Produced, KafkaError> {
+pub async fn to_kafka(
+    cfg: SimConfig,
+    brokers: &str,
+    topic: &str,
+    properties: &[(String, String)],
+) -> Result<Produced, KafkaError> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -44,7 +49,11 @@ pub async fn to_kafka(cfg: SimConfig, brokers: &str, topic: &str, properties: &[
 /// Sends records with a bounded number awaiting acknowledgement and fails on the first
 /// undeliverable one. `send_result` enqueues immediately (the async `send` would only enqueue
 /// when awaited, which would make this sequential).
-pub async fn produce_all(producer: &FutureProducer, topic: &str, records: impl IntoIterator<Item = impl std::borrow::Borrow<SimRecord>>) -> Result<Produced, KafkaError> {
+pub async fn produce_all(
+    producer: &FutureProducer,
+    topic: &str,
+    records: impl IntoIterator<Item = impl std::borrow::Borrow<SimRecord>>,
+) -> Result<Produced, KafkaError> {
     const WINDOW: usize = 20_000;
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(WINDOW);
     let mut done = Produced::default();
@@ -56,10 +65,12 @@ pub async fn produce_all(producer: &FutureProducer, topic: &str, records: impl I
                     pending.push_back(f);
                     break;
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => match pending.pop_front() {
-                    Some(f) => settle(f, &mut done).await?,
-                    None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-                },
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    match pending.pop_front() {
+                        Some(f) => settle(f, &mut done).await?,
+                        None => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                    }
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
                     done.too_large += 1;
                     break;
@@ -85,7 +96,9 @@ async fn settle(f: DeliveryFuture, done: &mut Produced) -> Result<(), KafkaError
             done.sent += 1;
             Ok(())
         }
-        Ok(Err((e, _))) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
+        Ok(Err((e, _)))
+            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) =>
+        {
             done.too_large += 1;
             Ok(())
         }

@@ -25,7 +25,12 @@ pub struct WireEvent<'a> {
     pub channel: Option<Cow<'a, str>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub touchpoint: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub event_type: Option<Cow<'a, str>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Cow<'a, str>>,
@@ -43,7 +48,13 @@ pub struct WireEvent<'a> {
     pub customer: Option<WireProfile<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
-    #[serde(borrow, default, deserialize_with = "attributes", skip_serializing_if = "Vec::is_empty", serialize_with = "ser_attributes")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "attributes",
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "ser_attributes"
+    )]
     pub attributes: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
@@ -75,7 +86,12 @@ pub struct WireOutcome<'a> {
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
 pub struct WireCompensation<'a> {
-    #[serde(borrow, default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kind: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<f64>,
@@ -117,8 +133,15 @@ fn ser_attributes<S: serde::Serializer>(a: &Attrs<'_>, s: S) -> Result<S::Ok, S:
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(bytes)
-        .map_err(|e| DecodeError::decode(None, format!("payload is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to())))
+    std::str::from_utf8(bytes).map_err(|e| {
+        DecodeError::decode(
+            None,
+            format!(
+                "payload is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
 }
 
 /// Parses `text` into `T`; on failure parses it again while tracking the path, so the error
@@ -135,7 +158,11 @@ fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
             match serde_path_to_error::deserialize::<_, T>(&mut de) {
                 Err(e) => {
                     let path = e.path().to_string();
-                    let field = if path == "." || path == "?" || path.is_empty() { None } else { Some(path) };
+                    let field = if path == "." || path == "?" || path.is_empty() {
+                        None
+                    } else {
+                        Some(path)
+                    };
                     Err(DecodeError::decode(field, e.into_inner().to_string()))
                 }
                 Ok(_) => Err(DecodeError::decode(None, first.to_string())),
@@ -144,7 +171,11 @@ fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
     }
 }
 
-pub fn decode_touchpoint(bytes: &[u8], limits: &Limits, channels: &[Channel]) -> Result<TouchpointEvent, DecodeError> {
+pub fn decode_touchpoint(
+    bytes: &[u8],
+    limits: &Limits,
+    channels: &[Channel],
+) -> Result<TouchpointEvent, DecodeError> {
     let text = utf8(bytes)?;
     let w: WireEvent<'_> = parse(text)?;
     let raw = RawEvent {
@@ -166,7 +197,11 @@ pub fn decode_touchpoint(bytes: &[u8], limits: &Limits, channels: &[Channel]) ->
             annual_value: p.annual_value,
         }),
         score: w.score,
-        attributes: w.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect(),
+        attributes: w
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect(),
     };
     validate::touchpoint(raw, limits, channels)
 }
@@ -210,7 +245,10 @@ mod tests {
     fn decodes_the_design_example() {
         let e = decode(GOOD.as_bytes()).unwrap();
         assert_eq!(&*e.event_id, "e-00000001");
-        assert_eq!(e.occurred_at, EventTime::parse("2026-11-22T10:15:03.120Z").unwrap());
+        assert_eq!(
+            e.occurred_at,
+            EventTime::parse("2026-11-22T10:15:03.120Z").unwrap()
+        );
         assert_eq!(e.channel.as_str(), "shipping");
         assert_eq!(e.outcome, Outcome::Failure);
         assert_eq!(e.cause, Some(Cause::Internal));
@@ -223,22 +261,82 @@ mod tests {
     #[test]
     fn each_poison_kind_names_its_reason_and_field() {
         let cases: Vec<(Vec<u8>, Reason, Option<&str>, &str)> = vec![
-            (b"{not json".to_vec(), Reason::Decode, None, "key must be a string"),
-            (vec![b'{', b'"', 0xff, 0xfe, b'"', b'}'], Reason::Decode, None, "not valid UTF-8"),
-            (GOOD.replace("\"customer_id\":\"c-000042\",", "").into_bytes(), Reason::Validation, Some("customer_id"), "is required"),
-            (GOOD.replace("\"amount\":129.9", "\"amount\":\"lots\"").into_bytes(), Reason::Decode, Some("amount"), "invalid type"),
-            (GOOD.replace("\"annual_value\":2400.0", "\"annual_value\":true").into_bytes(), Reason::Decode, Some("customer.annual_value"), "invalid type"),
-            (GOOD.replace("\"outcome\":\"failure\"", "\"outcome\":\"meh\"").into_bytes(), Reason::Validation, Some("outcome"), "unknown value `meh`"),
-            (GOOD.replace("\"channel\":\"shipping\"", "\"channel\":\"fax\"").into_bytes(), Reason::Validation, Some("channel"), "unknown value `fax`"),
-            (GOOD.replace("2026-11-22T10:15:03.120Z", "22/11/2026 10:15").into_bytes(), Reason::Validation, Some("occurred_at"), "not an RFC 3339"),
-            (GOOD.replace("\"currency\":\"EUR\"", "\"currency\":\"euro\"").into_bytes(), Reason::Validation, Some("currency"), "ISO 4217"),
-            (b"[1,2,3]".to_vec(), Reason::Decode, None, "not a JSON object"),
+            (
+                b"{not json".to_vec(),
+                Reason::Decode,
+                None,
+                "key must be a string",
+            ),
+            (
+                vec![b'{', b'"', 0xff, 0xfe, b'"', b'}'],
+                Reason::Decode,
+                None,
+                "not valid UTF-8",
+            ),
+            (
+                GOOD.replace("\"customer_id\":\"c-000042\",", "")
+                    .into_bytes(),
+                Reason::Validation,
+                Some("customer_id"),
+                "is required",
+            ),
+            (
+                GOOD.replace("\"amount\":129.9", "\"amount\":\"lots\"")
+                    .into_bytes(),
+                Reason::Decode,
+                Some("amount"),
+                "invalid type",
+            ),
+            (
+                GOOD.replace("\"annual_value\":2400.0", "\"annual_value\":true")
+                    .into_bytes(),
+                Reason::Decode,
+                Some("customer.annual_value"),
+                "invalid type",
+            ),
+            (
+                GOOD.replace("\"outcome\":\"failure\"", "\"outcome\":\"meh\"")
+                    .into_bytes(),
+                Reason::Validation,
+                Some("outcome"),
+                "unknown value `meh`",
+            ),
+            (
+                GOOD.replace("\"channel\":\"shipping\"", "\"channel\":\"fax\"")
+                    .into_bytes(),
+                Reason::Validation,
+                Some("channel"),
+                "unknown value `fax`",
+            ),
+            (
+                GOOD.replace("2026-11-22T10:15:03.120Z", "22/11/2026 10:15")
+                    .into_bytes(),
+                Reason::Validation,
+                Some("occurred_at"),
+                "not an RFC 3339",
+            ),
+            (
+                GOOD.replace("\"currency\":\"EUR\"", "\"currency\":\"euro\"")
+                    .into_bytes(),
+                Reason::Validation,
+                Some("currency"),
+                "ISO 4217",
+            ),
+            (
+                b"[1,2,3]".to_vec(),
+                Reason::Decode,
+                None,
+                "not a JSON object",
+            ),
         ];
         for (payload, reason, field, needle) in cases {
             let e = decode(&payload).unwrap_err();
             assert_eq!(e.reason, reason, "{e}");
             assert_eq!(e.field.as_deref(), field, "{e}");
-            assert!(e.to_string().contains(needle), "`{e}` should contain `{needle}`");
+            assert!(
+                e.to_string().contains(needle),
+                "`{e}` should contain `{needle}`"
+            );
         }
     }
 
@@ -248,7 +346,10 @@ mod tests {
         assert_eq!(decode(big.as_bytes()).unwrap_err().reason, Reason::TooLarge);
         let long = GOOD.replace("order-778", &"r".repeat(300));
         let e = decode(long.as_bytes()).unwrap_err();
-        assert_eq!((e.reason, e.field.as_deref()), (Reason::Validation, Some("reference")));
+        assert_eq!(
+            (e.reason, e.field.as_deref()),
+            (Reason::Validation, Some("reference"))
+        );
         let attrs: Vec<String> = (0..40).map(|i| format!("\"k{i}\":\"v\"")).collect();
         let many = GOOD.replace("{\"carrier\":\"dhl\"}", &format!("{{{}}}", attrs.join(",")));
         let e = decode(many.as_bytes()).unwrap_err();
@@ -258,7 +359,10 @@ mod tests {
     #[test]
     fn escaped_strings_decode() {
         let s = GOOD.replace("order-778", "order\\u002d778");
-        assert_eq!(decode(s.as_bytes()).unwrap().reference.as_deref(), Some("order-778"));
+        assert_eq!(
+            decode(s.as_bytes()).unwrap().reference.as_deref(),
+            Some("order-778")
+        );
     }
 
     #[test]
@@ -268,6 +372,9 @@ mod tests {
         let o = decode_outcome(ok, &limits).unwrap();
         assert_eq!(o.compensation_amount, Some(10.0));
         let bad = br#"{"task_id":"t-1","customer_id":"c-1","occurred_at":"2026-11-22T10:00:00Z","status":"done"}"#;
-        assert_eq!(decode_outcome(bad, &limits).unwrap_err().field.as_deref(), Some("status"));
+        assert_eq!(
+            decode_outcome(bad, &limits).unwrap_err().field.as_deref(),
+            Some("status")
+        );
     }
 }

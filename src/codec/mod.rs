@@ -53,10 +53,18 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn decode(field: Option<String>, detail: impl Into<String>) -> Self {
-        DecodeError { reason: Reason::Decode, field, detail: detail.into() }
+        DecodeError {
+            reason: Reason::Decode,
+            field,
+            detail: detail.into(),
+        }
     }
     pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
-        DecodeError { reason: Reason::Validation, field: Some(field.to_string()), detail: detail.into() }
+        DecodeError {
+            reason: Reason::Validation,
+            field: Some(field.to_string()),
+            detail: detail.into(),
+        }
     }
     fn render(&self) -> String {
         match &self.field {
@@ -79,7 +87,12 @@ impl Decoder {
     pub fn new(config: &Config) -> Decoder {
         Decoder {
             limits: config.limits.clone(),
-            channels: config.detect.channels.iter().map(|c| Channel(Arc::from(c.as_str()))).collect(),
+            channels: config
+                .detect
+                .channels
+                .iter()
+                .map(|c| Channel(Arc::from(c.as_str())))
+                .collect(),
             touchpoint_format: config.input.touchpoints.format,
             outcome_format: config.input.recovery_outcomes.format,
         }
@@ -99,7 +112,11 @@ impl Decoder {
             return Err(DecodeError {
                 reason: Reason::TooLarge,
                 field: None,
-                detail: format!("payload is {} bytes, limit is {} (limits.max_message_bytes)", bytes.len(), self.limits.max_message_bytes),
+                detail: format!(
+                    "payload is {} bytes, limit is {} (limits.max_message_bytes)",
+                    bytes.len(),
+                    self.limits.max_message_bytes
+                ),
             });
         }
         Ok(())

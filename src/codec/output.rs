@@ -35,7 +35,10 @@ pub fn task_to_pb(t: &RecoveryTask) -> pb::RecoveryTask {
             .iter()
             .map(|a| pb::Action {
                 step: a.step as i32,
-                kind: serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                kind: serde_json::to_value(a.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
                 description: a.description.clone(),
                 compensation: a.compensation.as_ref().map(|c| pb::Compensation {
                     r#type: c.kind.clone(),

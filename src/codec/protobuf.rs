@@ -9,7 +9,11 @@ use crate::pb;
 use prost::Message;
 
 fn opt(s: &str) -> Option<&str> {
-    if s.is_empty() { None } else { Some(s) }
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
 }
 
 fn outcome_name(v: i32) -> Option<Result<&'static str, i32>> {
@@ -42,9 +46,19 @@ fn status_name(v: i32) -> Option<Result<&'static str, i32>> {
     }
 }
 
-pub fn decode_touchpoint(bytes: &[u8], limits: &Limits, channels: &[Channel]) -> Result<TouchpointEvent, DecodeError> {
-    let m = pb::TouchpointEvent::decode(bytes).map_err(|e| DecodeError::decode(None, format!("not a valid amends.v1.TouchpointEvent: {e}")))?;
-    let mut attributes: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+pub fn decode_touchpoint(
+    bytes: &[u8],
+    limits: &Limits,
+    channels: &[Channel],
+) -> Result<TouchpointEvent, DecodeError> {
+    let m = pb::TouchpointEvent::decode(bytes).map_err(|e| {
+        DecodeError::decode(None, format!("not a valid amends.v1.TouchpointEvent: {e}"))
+    })?;
+    let mut attributes: Vec<(&str, &str)> = m
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     // HashMap order is random; sort so that outputs stay deterministic.
     attributes.sort_unstable();
     let raw = RawEvent {
@@ -72,7 +86,9 @@ pub fn decode_touchpoint(bytes: &[u8], limits: &Limits, channels: &[Channel]) ->
 }
 
 pub fn decode_outcome(bytes: &[u8], limits: &Limits) -> Result<RecoveryOutcome, DecodeError> {
-    let m = pb::RecoveryOutcome::decode(bytes).map_err(|e| DecodeError::decode(None, format!("not a valid amends.v1.RecoveryOutcome: {e}")))?;
+    let m = pb::RecoveryOutcome::decode(bytes).map_err(|e| {
+        DecodeError::decode(None, format!("not a valid amends.v1.RecoveryOutcome: {e}"))
+    })?;
     let comp = m.compensation.as_ref();
     let raw = RawOutcome {
         task_id: opt(&m.task_id),
@@ -104,7 +120,11 @@ mod tests {
             outcome: pb::Outcome::Failure as i32,
             cause: pb::Cause::Internal as i32,
             amount: Some(49.0),
-            attributes: [("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())].into(),
+            attributes: [
+                ("b".to_string(), "2".to_string()),
+                ("a".to_string(), "1".to_string()),
+            ]
+            .into(),
             ..Default::default()
         }
     }
@@ -115,11 +135,18 @@ mod tests {
         let d = crate::codec::Decoder::new(&c);
         let e = decode_touchpoint(&sample().encode_to_vec(), &c.limits, d.channels()).unwrap();
         assert_eq!(&*e.event_type, "payment_declined");
-        assert_eq!(e.attributes[0].0.as_ref(), "a", "attributes are sorted for determinism");
+        assert_eq!(
+            e.attributes[0].0.as_ref(),
+            "a",
+            "attributes are sorted for determinism"
+        );
         let mut m = sample();
         m.outcome = 9;
         let err = decode_touchpoint(&m.encode_to_vec(), &c.limits, d.channels()).unwrap_err();
-        assert_eq!((err.reason, err.field.as_deref()), (Reason::Validation, Some("outcome")));
+        assert_eq!(
+            (err.reason, err.field.as_deref()),
+            (Reason::Validation, Some("outcome"))
+        );
         let mut m = sample();
         m.customer_id.clear();
         let err = decode_touchpoint(&m.encode_to_vec(), &c.limits, d.channels()).unwrap_err();

@@ -2,7 +2,10 @@
 
 use super::DecodeError;
 use crate::config::Limits;
-use crate::domain::{Cause, Channel, CustomerProfile, EventTime, Outcome, RecoveryOutcome, RecoveryStatus, TouchpointEvent};
+use crate::domain::{
+    Cause, Channel, CustomerProfile, EventTime, Outcome, RecoveryOutcome, RecoveryStatus,
+    TouchpointEvent,
+};
 
 /// A decoded but unvalidated touch-point event, borrowing from the wire value.
 #[derive(Default)]
@@ -54,12 +57,19 @@ fn required<'a>(field: &str, v: Option<&'a str>, limits: &Limits) -> Result<&'a 
 
 fn bounded<'a>(field: &str, s: &'a str, max: usize) -> Result<&'a str, DecodeError> {
     if s.len() > max {
-        return Err(DecodeError::invalid(field, format!("is {} bytes, limit is {max}", s.len())));
+        return Err(DecodeError::invalid(
+            field,
+            format!("is {} bytes, limit is {max}", s.len()),
+        ));
     }
     Ok(s)
 }
 
-fn optional<'a>(field: &str, v: Option<&'a str>, limits: &Limits) -> Result<Option<&'a str>, DecodeError> {
+fn optional<'a>(
+    field: &str,
+    v: Option<&'a str>,
+    limits: &Limits,
+) -> Result<Option<&'a str>, DecodeError> {
     match v {
         None | Some("") => Ok(None),
         Some(s) => bounded(field, s, limits.max_string_bytes).map(Some),
@@ -67,12 +77,16 @@ fn optional<'a>(field: &str, v: Option<&'a str>, limits: &Limits) -> Result<Opti
 }
 
 fn time(field: &str, s: &str) -> Result<EventTime, DecodeError> {
-    EventTime::parse(s).map_err(|e| DecodeError::invalid(field, format!("`{}` is {e}", truncate(s, 64))))
+    EventTime::parse(s)
+        .map_err(|e| DecodeError::invalid(field, format!("`{}` is {e}", truncate(s, 64))))
 }
 
 fn money(field: &str, v: Option<f64>) -> Result<Option<f64>, DecodeError> {
     match v {
-        Some(x) if !x.is_finite() || x < 0.0 => Err(DecodeError::invalid(field, "must be a finite, non-negative number")),
+        Some(x) if !x.is_finite() || x < 0.0 => Err(DecodeError::invalid(
+            field,
+            "must be a finite, non-negative number",
+        )),
         other => Ok(other),
     }
 }
@@ -81,7 +95,10 @@ fn currency(field: &str, v: Option<&str>) -> Result<Option<Box<str>>, DecodeErro
     match v {
         None | Some("") => Ok(None),
         Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Ok(Some(c.into())),
-        Some(c) => Err(DecodeError::invalid(field, format!("`{}` is not an ISO 4217 code such as EUR", truncate(c, 16)))),
+        Some(c) => Err(DecodeError::invalid(
+            field,
+            format!("`{}` is not an ISO 4217 code such as EUR", truncate(c, 16)),
+        )),
     }
 }
 
@@ -93,10 +110,16 @@ fn enum_value<T>(
 ) -> Result<Option<T>, DecodeError> {
     match v {
         None => Ok(None),
-        Some(Ok(s)) => parse(s)
-            .map(Some)
-            .ok_or_else(|| DecodeError::invalid(field, format!("unknown value `{}`, expected {expected}", truncate(s, 32)))),
-        Some(Err(n)) => Err(DecodeError::invalid(field, format!("unknown enum number {n}, expected {expected}"))),
+        Some(Ok(s)) => parse(s).map(Some).ok_or_else(|| {
+            DecodeError::invalid(
+                field,
+                format!("unknown value `{}`, expected {expected}", truncate(s, 32)),
+            )
+        }),
+        Some(Err(n)) => Err(DecodeError::invalid(
+            field,
+            format!("unknown enum number {n}, expected {expected}"),
+        )),
     }
 }
 
@@ -111,21 +134,49 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-pub(crate) fn touchpoint(raw: RawEvent<'_>, limits: &Limits, channels: &[Channel]) -> Result<TouchpointEvent, DecodeError> {
+pub(crate) fn touchpoint(
+    raw: RawEvent<'_>,
+    limits: &Limits,
+    channels: &[Channel],
+) -> Result<TouchpointEvent, DecodeError> {
     let event_id = required("event_id", raw.event_id, limits)?;
-    let occurred_at = time("occurred_at", required("occurred_at", raw.occurred_at, limits)?)?;
+    let occurred_at = time(
+        "occurred_at",
+        required("occurred_at", raw.occurred_at, limits)?,
+    )?;
     let customer_id = required("customer_id", raw.customer_id, limits)?;
     let channel_name = required("channel", raw.channel, limits)?;
-    let channel = channels.iter().find(|c| c.as_str() == channel_name).cloned().ok_or_else(|| {
-        let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-        DecodeError::invalid("channel", format!("unknown value `{}`, expected one of {} (detect.channels)", truncate(channel_name, 32), names.join(", ")))
-    })?;
+    let channel = channels
+        .iter()
+        .find(|c| c.as_str() == channel_name)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+            DecodeError::invalid(
+                "channel",
+                format!(
+                    "unknown value `{}`, expected one of {} (detect.channels)",
+                    truncate(channel_name, 32),
+                    names.join(", ")
+                ),
+            )
+        })?;
     let touchpoint = required("touchpoint", raw.touchpoint, limits)?;
     let event_type = required("type", raw.event_type, limits)?;
-    let outcome = enum_value("outcome", raw.outcome, Outcome::parse, "success, failure or neutral")?
-        .ok_or_else(|| DecodeError::invalid("outcome", "is required"))?;
+    let outcome = enum_value(
+        "outcome",
+        raw.outcome,
+        Outcome::parse,
+        "success, failure or neutral",
+    )?
+    .ok_or_else(|| DecodeError::invalid("outcome", "is required"))?;
     let reference = optional("reference", raw.reference, limits)?;
-    let cause = enum_value("cause", raw.cause, Cause::parse, "internal, external or unknown")?;
+    let cause = enum_value(
+        "cause",
+        raw.cause,
+        Cause::parse,
+        "internal, external or unknown",
+    )?;
     let amount = money("amount", raw.amount)?;
     let currency = currency("currency", raw.currency)?;
     let expected_by = match optional("expected_by", raw.expected_by, limits)? {
@@ -141,7 +192,11 @@ pub(crate) fn touchpoint(raw: RawEvent<'_>, limits: &Limits, channels: &[Channel
             };
             let segment = optional("customer.segment", p.segment, limits)?.map(Box::from);
             let annual_value = money("customer.annual_value", p.annual_value)?;
-            Some(CustomerProfile { since, segment, annual_value })
+            Some(CustomerProfile {
+                since,
+                segment,
+                annual_value,
+            })
         }
     };
     if let Some(s) = raw.score {
@@ -152,7 +207,11 @@ pub(crate) fn touchpoint(raw: RawEvent<'_>, limits: &Limits, channels: &[Channel
     if raw.attributes.len() > limits.max_attributes {
         return Err(DecodeError::invalid(
             "attributes",
-            format!("has {} entries, limit is {} (limits.max_attributes)", raw.attributes.len(), limits.max_attributes),
+            format!(
+                "has {} entries, limit is {} (limits.max_attributes)",
+                raw.attributes.len(),
+                limits.max_attributes
+            ),
         ));
     }
     let mut attributes = Vec::with_capacity(raw.attributes.len());
@@ -181,13 +240,25 @@ pub(crate) fn touchpoint(raw: RawEvent<'_>, limits: &Limits, channels: &[Channel
     })
 }
 
-pub(crate) fn outcome(raw: RawOutcome<'_>, limits: &Limits) -> Result<RecoveryOutcome, DecodeError> {
+pub(crate) fn outcome(
+    raw: RawOutcome<'_>,
+    limits: &Limits,
+) -> Result<RecoveryOutcome, DecodeError> {
     let task_id = required("task_id", raw.task_id, limits)?;
     let customer_id = required("customer_id", raw.customer_id, limits)?;
-    let occurred_at = time("occurred_at", required("occurred_at", raw.occurred_at, limits)?)?;
-    let status = enum_value("status", raw.status, RecoveryStatus::parse, "resolved, unresolved or no_response")?
-        .ok_or_else(|| DecodeError::invalid("status", "is required"))?;
-    let compensation_type = optional("compensation.type", raw.compensation_type, limits)?.map(Box::from);
+    let occurred_at = time(
+        "occurred_at",
+        required("occurred_at", raw.occurred_at, limits)?,
+    )?;
+    let status = enum_value(
+        "status",
+        raw.status,
+        RecoveryStatus::parse,
+        "resolved, unresolved or no_response",
+    )?
+    .ok_or_else(|| DecodeError::invalid("status", "is required"))?;
+    let compensation_type =
+        optional("compensation.type", raw.compensation_type, limits)?.map(Box::from);
     let compensation_amount = money("compensation.amount", raw.compensation_amount)?;
     let currency = currency("compensation.currency", raw.currency)?;
     if let Some(s) = raw.score {

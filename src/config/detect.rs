@@ -29,7 +29,9 @@ pub struct DetectConfig {
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
-            channels: ["sales", "billing", "shipping", "service"].map(String::from).to_vec(),
+            channels: ["sales", "billing", "shipping", "service"]
+                .map(String::from)
+                .to_vec(),
             failure_types: [
                 "payment_declined",
                 "delivery_failed",
@@ -59,15 +61,28 @@ impl DetectConfig {
             return Err(invalid("detect.channels", "must list at least one channel"));
         }
         for (i, c) in self.channels.iter().enumerate() {
-            if c.is_empty() || !c.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-                return Err(invalid(format!("detect.channels[{i}]"), format!("`{c}` must be lower-case letters, digits or `_`")));
+            if c.is_empty()
+                || !c
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(invalid(
+                    format!("detect.channels[{i}]"),
+                    format!("`{c}` must be lower-case letters, digits or `_`"),
+                ));
             }
             if self.channels[..i].contains(c) {
-                return Err(invalid(format!("detect.channels[{i}]"), format!("`{c}` is listed twice")));
+                return Err(invalid(
+                    format!("detect.channels[{i}]"),
+                    format!("`{c}` is listed twice"),
+                ));
             }
         }
         if !self.detractor_score_max.is_finite() {
-            return Err(invalid("detect.detractor_score_max", "must be a finite number"));
+            return Err(invalid(
+                "detect.detractor_score_max",
+                "must be a finite number",
+            ));
         }
         for (key, d) in [
             ("detect.incident_window", self.incident_window),
@@ -78,7 +93,9 @@ impl DetectConfig {
                 return Err(invalid(key, "must be longer than zero"));
             }
         }
-        if self.state_ttl.millis() < self.repeat_window.millis() || self.state_ttl.millis() < self.incident_window.millis() {
+        if self.state_ttl.millis() < self.repeat_window.millis()
+            || self.state_ttl.millis() < self.incident_window.millis()
+        {
             return Err(invalid("detect.state_ttl", "must be at least as long as detect.repeat_window and detect.incident_window, or history would be forgotten inside a window"));
         }
         if self.max_customers == 0 {

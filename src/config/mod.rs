@@ -21,7 +21,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid TOML: {message}")]
     Syntax { path: String, message: String },
     #[error("config key `{key}`: {reason}")]
@@ -31,7 +34,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -137,7 +143,10 @@ pub struct InputConfig {
 impl Default for InputConfig {
     fn default() -> Self {
         InputConfig {
-            touchpoints: InputTopic { topics: vec!["touchpoints".into()], format: Format::Json },
+            touchpoints: InputTopic {
+                topics: vec!["touchpoints".into()],
+                format: Format::Json,
+            },
             recovery_outcomes: InputTopic {
                 topics: vec!["recovery-outcomes".into()],
                 format: Format::Json,
@@ -148,7 +157,10 @@ impl Default for InputConfig {
 
 impl Default for InputTopic {
     fn default() -> Self {
-        InputTopic { topics: Vec::new(), format: Format::Json }
+        InputTopic {
+            topics: Vec::new(),
+            format: Format::Json,
+        }
     }
 }
 
@@ -216,6 +228,13 @@ pub struct PipelineConfig {
     pub revoke_timeout: Dur,
     /// Attempts to deliver one output before the instance stops without committing.
     pub delivery_attempts: u32,
+    /// Rebuild a partition's state on assignment by replaying its input up to the committed
+    /// offset (outputs discarded). Without it, an instance that takes over a partition starts
+    /// with empty state, and an incident that spans the hand-over opens a second task.
+    pub restore_from_input: bool,
+    /// Most records replayed per partition when rebuilding state (the newest ones before the
+    /// committed offset).
+    pub restore_max_records: usize,
 }
 
 impl Default for PipelineConfig {
@@ -226,6 +245,8 @@ impl Default for PipelineConfig {
             shutdown_timeout: Dur::secs(30),
             revoke_timeout: Dur::secs(20),
             delivery_attempts: 5,
+            restore_from_input: true,
+            restore_max_records: 5_000_000,
         }
     }
 }
@@ -239,7 +260,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "0.0.0.0:9464".into() }
+        HttpConfig {
+            listen: "0.0.0.0:9464".into(),
+        }
     }
 }
 
@@ -263,15 +286,23 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        TelemetryConfig { log_format: LogFormat::Text, log_level: "info".into() }
+        TelemetryConfig {
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+        }
     }
 }
 
 impl Config {
     /// Reads a TOML file, applies `AMENDS_*__*` overrides from `env`, and validates.
-    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::from_toml_str(&text, &path.display().to_string(), env)
     }
 
@@ -287,16 +318,47 @@ impl Config {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: origin.to_string(), message: e.to_string() })?;
-        apply_env(&mut table, env)?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let key = e.path().to_string();
-            invalid(if key == "." { "(top level)".to_string() } else { key }, e.into_inner().message().to_string())
-        })?;
-        config.validate()?;
-        Ok(config)
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_string(),
+                    message: e.to_string(),
+                })?;
+        let overrides = env_overrides(env)?;
+        // An override's text is read as a TOML value (numbers, booleans, arrays) unless the key
+        // it replaces is a string. A key the file does not set has no type to go by, so when
+        // the typed read fails exactly at an overridden key, that override is retried as a
+        // plain string (`AMENDS_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS=45000`).
+        let mut as_string: Vec<bool> = vec![false; overrides.len()];
+        loop {
+            let mut t = table.clone();
+            for (i, o) in overrides.iter().enumerate() {
+                apply_override(&mut t, o, as_string[i])?;
+            }
+            match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(t)) {
+                Ok(config) => {
+                    config.validate()?;
+                    return Ok(config);
+                }
+                Err(e) => {
+                    let key = e.path().to_string();
+                    if let Some(i) = overrides.iter().position(|o| o.path.join(".") == key) {
+                        if !as_string[i] {
+                            as_string[i] = true;
+                            continue;
+                        }
+                    }
+                    return Err(invalid(
+                        if key == "." {
+                            "(top level)".to_string()
+                        } else {
+                            key
+                        },
+                        e.into_inner().message().to_string(),
+                    ));
+                }
+            }
+        }
     }
 
     /// Checks values that types alone cannot. Names the first offending key.
@@ -308,7 +370,11 @@ impl Config {
         if k.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", "must not be empty"));
         }
-        for (section, map) in [("properties", &k.properties), ("consumer", &k.consumer), ("producer", &k.producer)] {
+        for (section, map) in [
+            ("properties", &k.properties),
+            ("consumer", &k.consumer),
+            ("producer", &k.producer),
+        ] {
             for key in map.keys() {
                 if MANAGED_PROPERTIES.contains(&key.as_str()) {
                     return Err(invalid(
@@ -318,13 +384,22 @@ impl Config {
                 }
             }
         }
-        for (key, input) in [("input.touchpoints.topics", &self.input.touchpoints), ("input.recovery_outcomes.topics", &self.input.recovery_outcomes)] {
+        for (key, input) in [
+            ("input.touchpoints.topics", &self.input.touchpoints),
+            (
+                "input.recovery_outcomes.topics",
+                &self.input.recovery_outcomes,
+            ),
+        ] {
             for t in &input.topics {
                 check_topic(key, t)?;
             }
         }
         if self.input.touchpoints.topics.is_empty() {
-            return Err(invalid("input.touchpoints.topics", "must list at least one topic"));
+            return Err(invalid(
+                "input.touchpoints.topics",
+                "must list at least one topic",
+            ));
         }
         let o = &self.output;
         for (key, t) in [
@@ -336,9 +411,17 @@ impl Config {
             ("output.trend_partials", &o.trend_partials),
         ] {
             check_topic(key, t)?;
-            let inputs = self.input.touchpoints.topics.iter().chain(&self.input.recovery_outcomes.topics);
+            let inputs = self
+                .input
+                .touchpoints
+                .topics
+                .iter()
+                .chain(&self.input.recovery_outcomes.topics);
             if inputs.clone().any(|i| i == t) {
-                return Err(invalid(key, format!("topic `{t}` is also an input topic; outputs would loop back")));
+                return Err(invalid(
+                    key,
+                    format!("topic `{t}` is also an input topic; outputs would loop back"),
+                ));
             }
         }
         let l = &self.limits;
@@ -367,11 +450,24 @@ impl Config {
         if p.revoke_timeout.millis().0 < 1000 {
             return Err(invalid("pipeline.revoke_timeout", "must be at least 1s"));
         }
-        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid("http.listen", format!("`{}` is not an address such as 0.0.0.0:9464", self.http.listen)));
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "http.listen",
+                format!(
+                    "`{}` is not an address such as 0.0.0.0:9464",
+                    self.http.listen
+                ),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level).is_err() {
-            return Err(invalid("telemetry.log_level", format!("`{}` is not a valid filter such as `info` or `amends=debug`", self.telemetry.log_level)));
+            return Err(invalid(
+                "telemetry.log_level",
+                format!(
+                    "`{}` is not a valid filter such as `info` or `amends=debug`",
+                    self.telemetry.log_level
+                ),
+            ));
         }
         self.detect.validate()?;
         self.policy.validate(&self.detect)?;
@@ -382,7 +478,11 @@ impl Config {
     /// client-specific map. Values never appear in logs (see [`redacted`]).
     pub fn client_properties(&self, consumer: bool) -> BTreeMap<String, String> {
         let mut m = self.kafka.properties.clone();
-        let specific = if consumer { &self.kafka.consumer } else { &self.kafka.producer };
+        let specific = if consumer {
+            &self.kafka.consumer
+        } else {
+            &self.kafka.producer
+        };
         m.extend(specific.iter().map(|(k, v)| (k.clone(), v.clone())));
         m
     }
@@ -399,7 +499,14 @@ pub fn redacted(props: &BTreeMap<String, String>) -> BTreeMap<String, String> {
                 .iter()
                 .any(|s| lower.contains(s))
                 && !lower.ends_with(".location");
-            (k.clone(), if secret { "[redacted]".to_string() } else { v.clone() })
+            (
+                k.clone(),
+                if secret {
+                    "[redacted]".to_string()
+                } else {
+                    v.clone()
+                },
+            )
         })
         .collect()
 }
@@ -408,43 +515,79 @@ fn check_topic(key: &str, t: &str) -> Result<(), ConfigError> {
     if t.is_empty() || t.len() > 249 || t == "." || t == ".." {
         return Err(invalid(key, format!("`{t}` is not a valid topic name")));
     }
-    if let Some(c) = t.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(invalid(key, format!("topic `{t}` contains `{c}`; Kafka allows only [a-zA-Z0-9._-]")));
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(invalid(
+            key,
+            format!("topic `{t}` contains `{c}`; Kafka allows only [a-zA-Z0-9._-]"),
+        ));
     }
     Ok(())
 }
 
-/// Applies `AMENDS_SECTION__KEY[__SUBKEY]=value` overrides. Only variables that contain `__`
-/// are overrides, so `AMENDS_TEST_BROKERS` and the like are left alone. A value is parsed as a
-/// TOML value (number, boolean, array) unless the key it replaces is a string.
-fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+/// One `AMENDS_SECTION__KEY[__SUBKEY]=value` override. Only variables that contain `__` are
+/// overrides, so `AMENDS_TEST_BROKERS` and the like are left alone.
+struct EnvOverride {
+    var: String,
+    path: Vec<String>,
+    value: String,
+}
+
+fn env_overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<EnvOverride>, ConfigError> {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("AMENDS_") && k.contains("__"))
         .collect();
     vars.sort();
-    for (var, value) in vars {
-        let path: Vec<String> = var["AMENDS_".len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
-        if path.iter().any(|p| p.is_empty()) {
-            return Err(ConfigError::Env { var, reason: "empty path segment".into() });
-        }
-        let mut cur = &mut *table;
-        for seg in &path[..path.len() - 1] {
-            let entry = cur.entry(seg.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            cur = match entry {
-                toml::Value::Table(t) => t,
-                _ => return Err(ConfigError::Env { var: var.clone(), reason: format!("`{seg}` is not a table") }),
-            };
-        }
-        let last = path.last().expect("split yields at least one segment");
-        let existing_is_string = matches!(cur.get(last), Some(toml::Value::String(_)));
-        let parsed = if existing_is_string {
-            toml::Value::String(value.clone())
-        } else {
-            parse_env_value(&value)
+    vars.into_iter()
+        .map(|(var, value)| {
+            let path: Vec<String> = var["AMENDS_".len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            if path.iter().any(|p| p.is_empty()) {
+                return Err(ConfigError::Env {
+                    var,
+                    reason: "empty path segment".into(),
+                });
+            }
+            Ok(EnvOverride { var, path, value })
+        })
+        .collect()
+}
+
+fn apply_override(
+    table: &mut toml::Table,
+    o: &EnvOverride,
+    force_string: bool,
+) -> Result<(), ConfigError> {
+    let mut cur = table;
+    for seg in &o.path[..o.path.len() - 1] {
+        let entry = cur
+            .entry(seg.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Env {
+                    var: o.var.clone(),
+                    reason: format!("`{seg}` is not a table"),
+                })
+            }
         };
-        cur.insert(last.clone(), parsed);
     }
+    let last = o.path.last().expect("split yields at least one segment");
+    let existing_is_string = matches!(cur.get(last), Some(toml::Value::String(_)));
+    let parsed = if force_string || existing_is_string {
+        toml::Value::String(o.value.clone())
+    } else {
+        parse_env_value(&o.value)
+    };
+    cur.insert(last.clone(), parsed);
     Ok(())
 }
 
@@ -453,7 +596,9 @@ fn parse_env_value(value: &str) -> toml::Value {
     // is what most overrides (broker lists, names) are.
     let doc = format!("v = {value}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.to_string())),
         Err(_) => toml::Value::String(value.to_string()),
     }
 }

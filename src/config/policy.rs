@@ -108,15 +108,20 @@ pub struct QueuePolicy {
 
 fn de_severity<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
     let s = String::deserialize(d)?;
-    Severity::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not minor, major or critical")))
+    Severity::parse(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not minor, major or critical")))
 }
 
-fn de_severity_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Severity>, D::Error> {
+fn de_severity_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Severity>, D::Error> {
     let m = BTreeMap::<String, String>::deserialize(d)?;
     m.into_iter()
         .map(|(k, v)| match Severity::parse(&v) {
             Some(s) => Ok((k, s)),
-            None => Err(serde::de::Error::custom(format!("`{k} = \"{v}\"`: severity must be minor, major or critical"))),
+            None => Err(serde::de::Error::custom(format!(
+                "`{k} = \"{v}\"`: severity must be minor, major or critical"
+            ))),
         })
         .collect()
 }
@@ -155,15 +160,36 @@ impl Default for PolicyConfig {
                 loyal_min_annual_value: 10_000.0,
             },
             response: ResponsePolicy {
-                minor: ResponseRule { priority: "p3".into(), within: Dur::hours(24) },
-                major: ResponseRule { priority: "p2".into(), within: Dur::hours(8) },
-                critical: ResponseRule { priority: "p1".into(), within: Dur::hours(2) },
+                minor: ResponseRule {
+                    priority: "p3".into(),
+                    within: Dur::hours(24),
+                },
+                major: ResponseRule {
+                    priority: "p2".into(),
+                    within: Dur::hours(8),
+                },
+                critical: ResponseRule {
+                    priority: "p1".into(),
+                    within: Dur::hours(2),
+                },
                 new_customer_factor: 0.5,
             },
             compensation: CompensationPolicy {
-                minor: CompensationRule { kind: "credit".into(), percent: 5.0, fixed: 5.0 },
-                major: CompensationRule { kind: "refund".into(), percent: 15.0, fixed: 10.0 },
-                critical: CompensationRule { kind: "refund".into(), percent: 50.0, fixed: 25.0 },
+                minor: CompensationRule {
+                    kind: "credit".into(),
+                    percent: 5.0,
+                    fixed: 5.0,
+                },
+                major: CompensationRule {
+                    kind: "refund".into(),
+                    percent: 15.0,
+                    fixed: 10.0,
+                },
+                critical: CompensationRule {
+                    kind: "refund".into(),
+                    percent: 50.0,
+                    fixed: 25.0,
+                },
                 unknown_cause_factor: 0.5,
                 loyal_factor: 0.5,
                 cap_new: 250.0,
@@ -172,7 +198,10 @@ impl Default for PolicyConfig {
                 cap_unknown: 150.0,
             },
             queues: QueuePolicy {
-                channels: queues.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                channels: queues
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 default: "customer-recovery".into(),
                 critical: "recovery-supervisors".into(),
             },
@@ -209,46 +238,98 @@ impl Default for QueuePolicy {
 impl PolicyConfig {
     pub fn validate(&self, detect: &DetectConfig) -> Result<(), ConfigError> {
         if !(0.0..=1.0).contains(&self.operating_margin) {
-            return Err(invalid("policy.operating_margin", "must be between 0 and 1"));
+            return Err(invalid(
+                "policy.operating_margin",
+                "must be between 0 and 1",
+            ));
         }
-        if self.default_currency.len() != 3 || !self.default_currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(invalid("policy.default_currency", "must be an ISO 4217 code such as EUR"));
+        if self.default_currency.len() != 3
+            || !self
+                .default_currency
+                .chars()
+                .all(|c| c.is_ascii_uppercase())
+        {
+            return Err(invalid(
+                "policy.default_currency",
+                "must be an ISO 4217 code such as EUR",
+            ));
         }
         let s = &self.severity;
         if !(s.major_amount > 0.0 && s.critical_amount > s.major_amount) {
-            return Err(invalid("policy.severity.critical_amount", "must be greater than policy.severity.major_amount, which must be positive"));
+            return Err(invalid(
+                "policy.severity.critical_amount",
+                "must be greater than policy.severity.major_amount, which must be positive",
+            ));
         }
         let r = &self.relationship;
         if r.loyal_min_tenure.millis() <= r.new_max_tenure.millis() {
-            return Err(invalid("policy.relationship.loyal_min_tenure", "must be longer than policy.relationship.new_max_tenure"));
+            return Err(invalid(
+                "policy.relationship.loyal_min_tenure",
+                "must be longer than policy.relationship.new_max_tenure",
+            ));
         }
         if r.loyal_min_annual_value < 0.0 {
-            return Err(invalid("policy.relationship.loyal_min_annual_value", "must not be negative"));
+            return Err(invalid(
+                "policy.relationship.loyal_min_annual_value",
+                "must not be negative",
+            ));
         }
-        for (name, rule) in [("minor", &self.response.minor), ("major", &self.response.major), ("critical", &self.response.critical)] {
+        for (name, rule) in [
+            ("minor", &self.response.minor),
+            ("major", &self.response.major),
+            ("critical", &self.response.critical),
+        ] {
             if !matches!(rule.priority.as_str(), "p1" | "p2" | "p3" | "p4") {
-                return Err(invalid(format!("policy.response.{name}.priority"), format!("`{}` must be p1, p2, p3 or p4", rule.priority)));
+                return Err(invalid(
+                    format!("policy.response.{name}.priority"),
+                    format!("`{}` must be p1, p2, p3 or p4", rule.priority),
+                ));
             }
             if rule.within.millis().0 <= 0 {
-                return Err(invalid(format!("policy.response.{name}.within"), "must be longer than zero"));
+                return Err(invalid(
+                    format!("policy.response.{name}.within"),
+                    "must be longer than zero",
+                ));
             }
         }
         if !(self.response.new_customer_factor > 0.0 && self.response.new_customer_factor <= 1.0) {
-            return Err(invalid("policy.response.new_customer_factor", "must be in (0, 1]"));
+            return Err(invalid(
+                "policy.response.new_customer_factor",
+                "must be in (0, 1]",
+            ));
         }
         let c = &self.compensation;
-        for (name, rule) in [("minor", &c.minor), ("major", &c.major), ("critical", &c.critical)] {
+        for (name, rule) in [
+            ("minor", &c.minor),
+            ("major", &c.major),
+            ("critical", &c.critical),
+        ] {
             if !matches!(rule.kind.as_str(), "refund" | "credit" | "discount") {
-                return Err(invalid(format!("policy.compensation.{name}.type"), format!("`{}` must be refund, credit or discount", rule.kind)));
+                return Err(invalid(
+                    format!("policy.compensation.{name}.type"),
+                    format!("`{}` must be refund, credit or discount", rule.kind),
+                ));
             }
             if !(0.0..=100.0).contains(&rule.percent) {
-                return Err(invalid(format!("policy.compensation.{name}.percent"), "must be between 0 and 100"));
+                return Err(invalid(
+                    format!("policy.compensation.{name}.percent"),
+                    "must be between 0 and 100",
+                ));
             }
             if rule.fixed < 0.0 || !rule.fixed.is_finite() {
-                return Err(invalid(format!("policy.compensation.{name}.fixed"), "must not be negative"));
+                return Err(invalid(
+                    format!("policy.compensation.{name}.fixed"),
+                    "must not be negative",
+                ));
             }
         }
-        for (key, f) in [("policy.compensation.unknown_cause_factor", c.unknown_cause_factor), ("policy.compensation.loyal_factor", c.loyal_factor)] {
+        for (key, f) in [
+            (
+                "policy.compensation.unknown_cause_factor",
+                c.unknown_cause_factor,
+            ),
+            ("policy.compensation.loyal_factor", c.loyal_factor),
+        ] {
             if !(0.0..=1.0).contains(&f) {
                 return Err(invalid(key, "must be between 0 and 1"));
             }
@@ -265,11 +346,17 @@ impl PolicyConfig {
         }
         for ch in self.queues.channels.keys() {
             if !detect.channels.contains(ch) {
-                return Err(invalid(format!("policy.queues.channels.{ch}"), format!("`{ch}` is not in detect.channels")));
+                return Err(invalid(
+                    format!("policy.queues.channels.{ch}"),
+                    format!("`{ch}` is not in detect.channels"),
+                ));
             }
         }
         if self.queues.default.is_empty() || self.queues.critical.is_empty() {
-            return Err(invalid("policy.queues.default", "queue names must not be empty"));
+            return Err(invalid(
+                "policy.queues.default",
+                "queue names must not be empty",
+            ));
         }
         Ok(())
     }

@@ -1,7 +1,11 @@
 use super::*;
 
 fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    Config::from_toml_str(text, "test.toml", env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    Config::from_toml_str(
+        text,
+        "test.toml",
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
 }
 
 #[test]
@@ -10,30 +14,67 @@ fn empty_file_gives_valid_defaults() {
     assert_eq!(c.kafka.brokers, "localhost:9092");
     assert_eq!(c.output.dead_letter, "amends.dead-letter");
     assert_eq!(c.limits.max_message_bytes, 1024 * 1024);
-    assert_eq!(c.detect.incident_window.millis(), crate::domain::Millis::from_days(14));
+    assert_eq!(
+        c.detect.incident_window.millis(),
+        crate::domain::Millis::from_days(14)
+    );
 }
 
 #[test]
 fn unknown_keys_name_the_key() {
-    let e = load("[kafka]\ngropu_id = \"x\"\n", &[]).unwrap_err().to_string();
+    let e = load("[kafka]\ngropu_id = \"x\"\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gropu_id"), "{e}");
-    let e = load("[policy.response.major]\npriority = \"p2\"\nwithin = \"4h\"\nfoo = 1\n", &[]).unwrap_err().to_string();
-    assert!(e.contains("policy.response.major") && e.contains("foo"), "{e}");
+    let e = load(
+        "[policy.response.major]\npriority = \"p2\"\nwithin = \"4h\"\nfoo = 1\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("policy.response.major") && e.contains("foo"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_values_name_the_key() {
     let cases = [
-        ("[detect]\nincident_window = \"3y\"\n", "detect.incident_window"),
-        ("[policy]\noperating_margin = 1.5\n", "policy.operating_margin"),
-        ("[policy.severity.types]\ndelivery_failed = \"huge\"\n", "policy.severity.types"),
-        ("[output]\ndead_letter = \"touchpoints\"\n", "output.dead_letter"),
-        ("[output]\nrecovery_tasks = \"bad topic\"\n", "output.recovery_tasks"),
-        ("[kafka.properties]\n\"enable.auto.offset.store\" = \"true\"\n", "kafka.properties.\"enable.auto.offset.store\""),
+        (
+            "[detect]\nincident_window = \"3y\"\n",
+            "detect.incident_window",
+        ),
+        (
+            "[policy]\noperating_margin = 1.5\n",
+            "policy.operating_margin",
+        ),
+        (
+            "[policy.severity.types]\ndelivery_failed = \"huge\"\n",
+            "policy.severity.types",
+        ),
+        (
+            "[output]\ndead_letter = \"touchpoints\"\n",
+            "output.dead_letter",
+        ),
+        (
+            "[output]\nrecovery_tasks = \"bad topic\"\n",
+            "output.recovery_tasks",
+        ),
+        (
+            "[kafka.properties]\n\"enable.auto.offset.store\" = \"true\"\n",
+            "kafka.properties.\"enable.auto.offset.store\"",
+        ),
         ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
-        ("[policy.queues.channels]\nfax = \"fax-queue\"\n", "policy.queues.channels.fax"),
+        (
+            "[policy.queues.channels]\nfax = \"fax-queue\"\n",
+            "policy.queues.channels.fax",
+        ),
         ("[kafka]\nguarantee = \"maybe_once\"\n", "kafka.guarantee"),
-        ("[limits]\nmax_message_bytes = \"big\"\n", "limits.max_message_bytes"),
+        (
+            "[limits]\nmax_message_bytes = \"big\"\n",
+            "limits.max_message_bytes",
+        ),
     ];
     for (text, key) in cases {
         let e = load(text, &[]).unwrap_err().to_string();
@@ -57,8 +98,37 @@ fn environment_overrides_apply_and_are_typed() {
     assert_eq!(c.kafka.brokers, "kafka-1:9092,kafka-2:9092");
     assert_eq!(c.kafka.group_id, "123");
     assert_eq!(c.policy.operating_margin, 0.3);
-    assert_eq!(c.kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
-    let e = load("", &[("AMENDS_KAFKA__NOPE", "1")]).unwrap_err().to_string();
+    assert_eq!(
+        c.kafka
+            .properties
+            .get("security.protocol")
+            .map(String::as_str),
+        Some("SASL_SSL")
+    );
+    // Keys the file does not set: a number that must be a string is taken as the string.
+    let c = load(
+        "",
+        &[
+            ("AMENDS_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "45000"),
+            ("AMENDS_KAFKA__CLIENT_ID", "123"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.kafka
+            .properties
+            .get("session.timeout.ms")
+            .map(String::as_str),
+        Some("45000")
+    );
+    assert_eq!(c.kafka.client_id, "123");
+    let e = load("", &[("AMENDS_LIMITS__MAX_ATTRIBUTES", "many")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("limits.max_attributes"), "{e}");
+    let e = load("", &[("AMENDS_KAFKA__NOPE", "1")])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("nope"), "{e}");
 }
 

@@ -25,7 +25,11 @@ const BASE_B: u64 = 0x6c62_272e_07bb_0142;
 
 /// A 128-bit id as 32 hex digits behind a prefix, e.g. `t-3f9a...`.
 pub fn stable_id(prefix: &str, parts: &[&str]) -> String {
-    format!("{prefix}-{:016x}{:016x}", fnv1a(BASE_A, parts), fnv1a(BASE_B, parts))
+    format!(
+        "{prefix}-{:016x}{:016x}",
+        fnv1a(BASE_A, parts),
+        fnv1a(BASE_B, parts)
+    )
 }
 
 /// A 64-bit fingerprint for in-memory sets (duplicate event ids).
@@ -39,7 +43,10 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_separated() {
-        assert_eq!(stable_id("t", &["c-1", "order-1"]), stable_id("t", &["c-1", "order-1"]));
+        assert_eq!(
+            stable_id("t", &["c-1", "order-1"]),
+            stable_id("t", &["c-1", "order-1"])
+        );
         assert_ne!(stable_id("t", &["ab", "c"]), stable_id("t", &["a", "bc"]));
         // Pinned: changing the hash would change every task id consumers have stored.
         assert_eq!(fnv1a(BASE_A, &["a"]), 0xaf63dc4c8601ec8c);

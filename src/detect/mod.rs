@@ -11,7 +11,9 @@ pub mod rules;
 pub mod state;
 
 use crate::config::{Config, DetectConfig};
-use crate::domain::{Cause, EventTime, Evidence, Millis, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent};
+use crate::domain::{
+    Cause, EventTime, Evidence, Millis, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent,
+};
 use crate::policy::{IncidentFacts, Policy};
 use rules::{FailureSignal, Rule};
 use state::{CustomerState, Incident, MAX_EVIDENCE};
@@ -75,7 +77,12 @@ impl Engine {
 
     /// Why, if at all, this event is a failure.
     pub fn classify(&self, e: &TouchpointEvent) -> Option<FailureSignal> {
-        if self.detect.survey_types.iter().any(|t| **t == *e.event_type) {
+        if self
+            .detect
+            .survey_types
+            .iter()
+            .any(|t| **t == *e.event_type)
+        {
             return match e.score {
                 Some(s) if s <= self.detect.detractor_score_max => Some(FailureSignal::Detractor),
                 _ if e.outcome == crate::domain::Outcome::Failure => Some(FailureSignal::Outcome),
@@ -85,7 +92,12 @@ impl Engine {
         if e.outcome == crate::domain::Outcome::Failure {
             return Some(FailureSignal::Outcome);
         }
-        if self.detect.failure_types.iter().any(|t| **t == *e.event_type) {
+        if self
+            .detect
+            .failure_types
+            .iter()
+            .any(|t| **t == *e.event_type)
+        {
             return Some(FailureSignal::FailureType);
         }
         None
@@ -93,14 +105,22 @@ impl Engine {
 
     /// Applies one event. `now` is the processing time stamped on outputs as `emitted_at`
     /// (wall clock in the service, event time in replay); it never affects decisions.
-    pub fn on_event(&mut self, e: &TouchpointEvent, src: &SourcePos, now: EventTime, out: &mut Vec<Output>) {
+    pub fn on_event(
+        &mut self,
+        e: &TouchpointEvent,
+        src: &SourcePos,
+        now: EventTime,
+        out: &mut Vec<Output>,
+    ) {
         self.stats.events += 1;
         if e.occurred_at > self.max_event_time {
             self.max_event_time = e.occurred_at;
         }
         let fp = ids::fingerprint(&e.event_id);
         let failure = self.classify(e);
-        if !self.customers.contains_key(&*e.customer_id) && self.customers.len() >= self.detect.max_customers {
+        if !self.customers.contains_key(&*e.customer_id)
+            && self.customers.len() >= self.detect.max_customers
+        {
             self.evict();
         }
         let d = &self.detect;
@@ -108,7 +128,15 @@ impl Engine {
             Some(c) => c,
             None => self.customers.entry(e.customer_id.clone()).or_default(),
         };
-        cust.prune(e.occurred_at.max(cust.last_activity), d.incident_window.millis(), d.repeat_window.millis(), d.duplicate_horizon.millis());
+        // State is pruned against the customer's latest activity, so a late event never
+        // revives what a newer one already expired.
+        let t = e.occurred_at.max(cust.last_activity);
+        cust.prune(
+            t,
+            d.incident_window.millis(),
+            d.repeat_window.millis(),
+            d.duplicate_horizon.millis(),
+        );
         if cust.seen.iter().any(|(f, _)| *f == fp) {
             self.stats.duplicates += 1;
             return;
@@ -137,7 +165,10 @@ impl Engine {
             occurred_at: e.occurred_at.to_string(),
             event_type: e.event_type.to_string(),
         };
-        let currency: Box<str> = e.currency.clone().unwrap_or_else(|| self.policy.cfg.default_currency.as_str().into());
+        let currency: Box<str> = e
+            .currency
+            .clone()
+            .unwrap_or_else(|| self.policy.cfg.default_currency.as_str().into());
         let idx = match cust.incidents.iter().position(|i| i.key == key) {
             Some(idx) => {
                 let inc = &mut cust.incidents[idx];
@@ -150,7 +181,11 @@ impl Engine {
                 if e.occurred_at > inc.last_failure_at {
                     inc.last_failure_at = e.occurred_at;
                 }
-                inc.failure_count = cust.incident_opens.len() as u32;
+                // This incident has a failure now, so it counts even if it opened before the
+                // repeat window (its own opening has then been pruned from the list).
+                let opened_before_window = inc.detected_at.plus(d.repeat_window.millis()) < t;
+                inc.failure_count =
+                    cust.incident_opens.len() as u32 + u32::from(opened_before_window);
                 if inc.evidence.len() < MAX_EVIDENCE {
                     inc.evidence.push(evidence);
                 }
@@ -196,7 +231,8 @@ impl Engine {
         self.next_sweep = watermark.plus(SWEEP_EVERY);
         let ttl = self.detect.state_ttl.millis();
         let before = self.customers.len();
-        self.customers.retain(|_, c| c.last_activity.plus(ttl) >= watermark);
+        self.customers
+            .retain(|_, c| c.last_activity.plus(ttl) >= watermark);
         self.stats.expired += (before - self.customers.len()) as u64;
     }
 
@@ -231,7 +267,14 @@ impl Engine {
     }
 }
 
-fn render(policy: &Policy, detect: &DetectConfig, customer_id: &str, cust: &mut CustomerState, idx: usize, now: EventTime) -> RecoveryTask {
+fn render(
+    policy: &Policy,
+    detect: &DetectConfig,
+    customer_id: &str,
+    cust: &mut CustomerState,
+    idx: usize,
+    now: EventTime,
+) -> RecoveryTask {
     let profile = cust.profile.as_ref();
     let inc = &cust.incidents[idx];
     let facts = IncidentFacts {
@@ -249,7 +292,11 @@ fn render(policy: &Policy, detect: &DetectConfig, customer_id: &str, cust: &mut 
         profile,
         detected_at: inc.detected_at,
         last_failure_at: inc.last_failure_at,
-        previous_due: if inc.revision > 1 { Some(inc.due_at) } else { None },
+        previous_due: if inc.revision > 1 {
+            Some(inc.due_at)
+        } else {
+            None
+        },
     };
     let r = policy.respond(&facts);
     let reason = match inc.status {
@@ -279,7 +326,9 @@ fn render(policy: &Policy, detect: &DetectConfig, customer_id: &str, cust: &mut 
         explanation: r.explanation,
         channel: inc.channel.to_string(),
         touchpoint: inc.touchpoint.to_string(),
-        segment: profile.and_then(|p| p.segment.as_ref()).map(|s| s.to_string()),
+        segment: profile
+            .and_then(|p| p.segment.as_ref())
+            .map(|s| s.to_string()),
         reason,
         fired_by: None,
     };

@@ -3,7 +3,7 @@
 //! recent event-id fingerprints (duplicates) and the last known profile.
 
 use super::rules::Rule;
-use crate::domain::{Cause, CustomerProfile, Evidence, EventTime, Severity, TaskStatus};
+use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
 
 /// Most evidence entries kept on one incident; older ones beyond it are summarised by
 /// `failures` (the count stays exact).
@@ -45,8 +45,15 @@ pub struct Incident {
 
 impl CustomerState {
     /// Forgets what no rule can need any more at event time `t`.
-    pub fn prune(&mut self, t: EventTime, incident_window: crate::domain::Millis, repeat_window: crate::domain::Millis, dup_horizon: crate::domain::Millis) {
-        self.incidents.retain(|i| i.last_failure_at.plus(incident_window) >= t);
+    pub fn prune(
+        &mut self,
+        t: EventTime,
+        incident_window: crate::domain::Millis,
+        repeat_window: crate::domain::Millis,
+        dup_horizon: crate::domain::Millis,
+    ) {
+        self.incidents
+            .retain(|i| i.last_failure_at.plus(incident_window) >= t);
         self.incident_opens.retain(|o| o.plus(repeat_window) >= t);
         self.seen.retain(|(_, at)| at.plus(dup_horizon) >= t);
     }

@@ -3,10 +3,19 @@ use crate::codec::Decoder;
 use std::sync::Arc;
 
 fn event(json: &str) -> TouchpointEvent {
-    Decoder::new(&Config::defaults()).touchpoint(json.as_bytes()).unwrap()
+    Decoder::new(&Config::defaults())
+        .touchpoint(json.as_bytes())
+        .unwrap()
 }
 
-fn ev(id: &str, at: &str, customer: &str, ty: &str, outcome: &str, reference: &str) -> TouchpointEvent {
+fn ev(
+    id: &str,
+    at: &str,
+    customer: &str,
+    ty: &str,
+    outcome: &str,
+    reference: &str,
+) -> TouchpointEvent {
     event(&format!(
         r#"{{"event_id":"{id}","occurred_at":"{at}","customer_id":"{customer}","channel":"shipping","touchpoint":"delivery",
         "type":"{ty}","outcome":"{outcome}","reference":"{reference}","cause":"internal","amount":120.0,"currency":"EUR",
@@ -15,7 +24,11 @@ fn ev(id: &str, at: &str, customer: &str, ty: &str, outcome: &str, reference: &s
 }
 
 fn pos(offset: i64) -> SourcePos {
-    SourcePos { topic: Arc::from("touchpoints"), partition: 3, offset }
+    SourcePos {
+        topic: Arc::from("touchpoints"),
+        partition: 3,
+        offset,
+    }
 }
 
 fn tasks(out: &[Output]) -> Vec<&RecoveryTask> {
@@ -27,9 +40,33 @@ fn single_failure_opens_one_task_with_full_content() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
     let now = EventTime::parse("2026-11-22T10:00:05Z").unwrap();
-    eng.on_event(&ev("e-1", "2026-11-22T10:00:00Z", "c-1", "order_placed", "success", "o-1"), &pos(0), now, &mut out);
+    eng.on_event(
+        &ev(
+            "e-1",
+            "2026-11-22T10:00:00Z",
+            "c-1",
+            "order_placed",
+            "success",
+            "o-1",
+        ),
+        &pos(0),
+        now,
+        &mut out,
+    );
     assert!(out.is_empty(), "a success is not a failure");
-    eng.on_event(&ev("e-2", "2026-11-22T10:00:01Z", "c-1", "delivery_failed", "failure", "o-1"), &pos(1), now, &mut out);
+    eng.on_event(
+        &ev(
+            "e-2",
+            "2026-11-22T10:00:01Z",
+            "c-1",
+            "delivery_failed",
+            "failure",
+            "o-1",
+        ),
+        &pos(1),
+        now,
+        &mut out,
+    );
     let t = tasks(&out);
     assert_eq!(t.len(), 1);
     let t = t[0];
@@ -39,14 +76,27 @@ fn single_failure_opens_one_task_with_full_content() {
     assert_eq!(t.severity, crate::domain::Severity::Major);
     assert_eq!(t.relationship, crate::domain::Relationship::New);
     // major -> p2 in 8h; new customer -> p1 in 4h, counted from the failure.
-    assert_eq!((t.priority.as_str(), t.due_at.as_str()), ("p1", "2026-11-22T14:00:01.000Z"));
+    assert_eq!(
+        (t.priority.as_str(), t.due_at.as_str()),
+        ("p1", "2026-11-22T14:00:01.000Z")
+    );
     assert_eq!(t.owner_queue, "shipping-recovery");
     // 15% of 120 + 10 = 28 EUR refund, under the 250 cap for new customers.
     let comp = t.actions[3].compensation.as_ref().unwrap();
-    assert_eq!((comp.kind.as_str(), comp.amount, comp.currency.as_str()), ("refund", 28.0, "EUR"));
+    assert_eq!(
+        (comp.kind.as_str(), comp.amount, comp.currency.as_str()),
+        ("refund", 28.0, "EUR")
+    );
     assert_eq!(t.value_at_risk, 180.0);
     assert_eq!(t.evidence.len(), 1);
-    assert_eq!((t.evidence[0].event_id.as_str(), t.evidence[0].partition, t.evidence[0].offset), ("e-2", 3, 1));
+    assert_eq!(
+        (
+            t.evidence[0].event_id.as_str(),
+            t.evidence[0].partition,
+            t.evidence[0].offset
+        ),
+        ("e-2", 3, 1)
+    );
     assert_eq!(
         t.explanation,
         "1st failure in 30 days (delivery failed, cause internal, 120.00 EUR at stake, major severity) for a new customer of 2 months: refund 28.00 EUR and call within 4 h."
@@ -59,31 +109,115 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
     let now = EventTime(0);
-    eng.on_event(&ev("e-1", "2026-11-22T10:00:00Z", "c-1", "delivery_failed", "failure", "o-1"), &pos(0), now, &mut out);
-    eng.on_event(&ev("e-2", "2026-11-23T10:00:00Z", "c-1", "delivery_failed", "failure", "o-1"), &pos(1), now, &mut out);
-    eng.on_event(&ev("e-3", "2026-11-23T11:00:00Z", "c-1", "payment_declined", "failure", "inv-9"), &pos(2), now, &mut out);
+    eng.on_event(
+        &ev(
+            "e-1",
+            "2026-11-22T10:00:00Z",
+            "c-1",
+            "delivery_failed",
+            "failure",
+            "o-1",
+        ),
+        &pos(0),
+        now,
+        &mut out,
+    );
+    eng.on_event(
+        &ev(
+            "e-2",
+            "2026-11-23T10:00:00Z",
+            "c-1",
+            "delivery_failed",
+            "failure",
+            "o-1",
+        ),
+        &pos(1),
+        now,
+        &mut out,
+    );
+    eng.on_event(
+        &ev(
+            "e-3",
+            "2026-11-23T11:00:00Z",
+            "c-1",
+            "payment_declined",
+            "failure",
+            "inv-9",
+        ),
+        &pos(2),
+        now,
+        &mut out,
+    );
     let t = tasks(&out);
     assert_eq!(t.len(), 3);
     assert_eq!(t[0].task_id, t[1].task_id);
     assert_eq!((t[1].revision, t[1].status), (2, TaskStatus::Escalated));
-    assert_eq!(t[1].evidence.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e-1", "e-2"]);
-    assert!(t[1].explanation.starts_with("2nd failure on o-1 (1st incident in 30 days; delivery failed"), "{}", t[1].explanation);
+    assert_eq!(
+        t[1].evidence
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["e-1", "e-2"]
+    );
+    assert!(
+        t[1].explanation
+            .starts_with("2nd failure on o-1 (1st incident in 30 days; delivery failed"),
+        "{}",
+        t[1].explanation
+    );
     // The first deadline (4 h after 22 Nov 10:00) had passed when the second failure came, so
     // the escalation gets a fresh one rather than an overdue one.
     assert_eq!(t[1].due_at, "2026-11-23T14:00:00.000Z");
-    assert_ne!(t[2].task_id, t[0].task_id, "another reference is another incident");
-    assert_eq!(t[2].failure_count, 2, "second distinct incident in the repeat window");
-    assert!(t[2].explanation.starts_with("2nd failure in 30 days"), "{}", t[2].explanation);
+    assert_ne!(
+        t[2].task_id, t[0].task_id,
+        "another reference is another incident"
+    );
+    assert_eq!(
+        t[2].failure_count, 2,
+        "second distinct incident in the repeat window"
+    );
+    assert!(
+        t[2].explanation.starts_with("2nd failure in 30 days"),
+        "{}",
+        t[2].explanation
+    );
 }
 
 #[test]
 fn incident_window_closes_the_incident() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
-    eng.on_event(&ev("e-1", "2026-11-01T10:00:00Z", "c-1", "delivery_failed", "failure", "o-1"), &pos(0), EventTime(0), &mut out);
-    eng.on_event(&ev("e-2", "2026-11-20T10:00:00Z", "c-1", "delivery_failed", "failure", "o-1"), &pos(1), EventTime(0), &mut out);
+    eng.on_event(
+        &ev(
+            "e-1",
+            "2026-11-01T10:00:00Z",
+            "c-1",
+            "delivery_failed",
+            "failure",
+            "o-1",
+        ),
+        &pos(0),
+        EventTime(0),
+        &mut out,
+    );
+    eng.on_event(
+        &ev(
+            "e-2",
+            "2026-11-20T10:00:00Z",
+            "c-1",
+            "delivery_failed",
+            "failure",
+            "o-1",
+        ),
+        &pos(1),
+        EventTime(0),
+        &mut out,
+    );
     let t = tasks(&out);
-    assert_ne!(t[0].task_id, t[1].task_id, "19 days later is outside the 14-day incident window");
+    assert_ne!(
+        t[0].task_id, t[1].task_id,
+        "19 days later is outside the 14-day incident window"
+    );
     assert_eq!(t[1].revision, 1);
 }
 
@@ -91,7 +225,14 @@ fn incident_window_closes_the_incident() {
 fn duplicate_event_ids_are_ignored() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
-    let e = ev("e-1", "2026-11-22T10:00:00Z", "c-1", "delivery_failed", "failure", "o-1");
+    let e = ev(
+        "e-1",
+        "2026-11-22T10:00:00Z",
+        "c-1",
+        "delivery_failed",
+        "failure",
+        "o-1",
+    );
     eng.on_event(&e, &pos(0), EventTime(0), &mut out);
     eng.on_event(&e, &pos(1), EventTime(0), &mut out);
     assert_eq!(out.len(), 1);
@@ -103,7 +244,19 @@ fn task_ids_are_deterministic_across_engines() {
     let run = || {
         let mut eng = Engine::new(&Config::defaults());
         let mut out = Vec::new();
-        eng.on_event(&ev("e-1", "2026-11-22T10:00:00Z", "c-1", "delivery_failed", "failure", "o-1"), &pos(0), EventTime(0), &mut out);
+        eng.on_event(
+            &ev(
+                "e-1",
+                "2026-11-22T10:00:00Z",
+                "c-1",
+                "delivery_failed",
+                "failure",
+                "o-1",
+            ),
+            &pos(0),
+            EventTime(0),
+            &mut out,
+        );
         tasks(&out)[0].task_id.clone()
     };
     assert_eq!(run(), run());
@@ -112,9 +265,21 @@ fn task_ids_are_deterministic_across_engines() {
 #[test]
 fn failure_types_and_detractor_scores_classify() {
     let eng = Engine::new(&Config::defaults());
-    assert_eq!(eng.classify(&ev("e", "2026-11-22T10:00:00Z", "c", "payment_declined", "neutral", "r")), Some(FailureSignal::FailureType));
+    assert_eq!(
+        eng.classify(&ev(
+            "e",
+            "2026-11-22T10:00:00Z",
+            "c",
+            "payment_declined",
+            "neutral",
+            "r"
+        )),
+        Some(FailureSignal::FailureType)
+    );
     let survey = |score: f64| {
-        event(&format!(r#"{{"event_id":"s","occurred_at":"2026-11-22T10:00:00Z","customer_id":"c","channel":"service","touchpoint":"survey","type":"survey_answered","outcome":"neutral","score":{score}}}"#))
+        event(&format!(
+            r#"{{"event_id":"s","occurred_at":"2026-11-22T10:00:00Z","customer_id":"c","channel":"service","touchpoint":"survey","type":"survey_answered","outcome":"neutral","score":{score}}}"#
+        ))
     };
     assert_eq!(eng.classify(&survey(2.0)), Some(FailureSignal::Detractor));
     assert_eq!(eng.classify(&survey(4.0)), None);
@@ -127,13 +292,26 @@ fn state_expires_after_ttl_and_is_capped() {
     let mut eng = Engine::new(&cfg);
     let mut out = Vec::new();
     for i in 0..25 {
-        let at = EventTime::parse("2026-11-01T00:00:00Z").unwrap().plus(Millis(i * 1000));
-        let e = ev(&format!("e-{i}"), &at.to_string(), &format!("c-{i}"), "order_placed", "success", "o");
+        let at = EventTime::parse("2026-11-01T00:00:00Z")
+            .unwrap()
+            .plus(Millis(i * 1000));
+        let e = ev(
+            &format!("e-{i}"),
+            &at.to_string(),
+            &format!("c-{i}"),
+            "order_placed",
+            "success",
+            "o",
+        );
         eng.on_event(&e, &pos(i), EventTime(0), &mut out);
     }
     assert!(eng.customers() <= 10);
     assert!(eng.stats().evicted >= 15);
-    eng.advance(EventTime::parse("2027-06-01T00:00:00Z").unwrap(), EventTime(0), &mut out);
+    eng.advance(
+        EventTime::parse("2027-06-01T00:00:00Z").unwrap(),
+        EventTime(0),
+        &mut out,
+    );
     assert_eq!(eng.customers(), 0);
     assert!(eng.stats().expired > 0);
 }

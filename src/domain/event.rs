@@ -29,10 +29,14 @@ impl Outcome {
 }
 
 /// Was the failure under the company's control?
+///
+/// Ordered by how much the company owes (declaration order): when failures on one incident
+/// disagree, the incident keeps the highest, so an escalation never withdraws an offer
+/// (external: apology only < unknown: goodwill credit < internal: tangible compensation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cause {
-    Unknown,
     External,
+    Unknown,
     Internal,
 }
 

@@ -9,7 +9,9 @@ pub mod time;
 
 pub use event::{Cause, Channel, CustomerProfile, Outcome, TouchpointEvent};
 pub use outcome::{RecoveryOutcome, RecoveryStatus};
-pub use task::{Action, ActionKind, Compensation, Evidence, RecoveryTask, Relationship, Severity, TaskStatus};
+pub use task::{
+    Action, ActionKind, Compensation, Evidence, RecoveryTask, Relationship, Severity, TaskStatus,
+};
 pub use time::{EventTime, Millis};
 
 /// Where an input record came from. Evidence on tasks points back here.

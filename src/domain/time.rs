@@ -97,9 +97,14 @@ impl Millis {
                 i += 1;
             }
             if start == i {
-                return Err(format!("expected a number at `{}` in duration `{s}`", &s[start..]));
+                return Err(format!(
+                    "expected a number at `{}` in duration `{s}`",
+                    &s[start..]
+                ));
             }
-            let n: i64 = s[start..i].parse().map_err(|_| format!("number too large in `{s}`"))?;
+            let n: i64 = s[start..i]
+                .parse()
+                .map_err(|_| format!("number too large in `{s}`"))?;
             let ustart = i;
             while i < b.len() && b[i].is_ascii_alphabetic() {
                 i += 1;
@@ -111,8 +116,16 @@ impl Millis {
                 "h" => HOUR_MS,
                 "d" => DAY_MS,
                 "w" => 7 * DAY_MS,
-                "" => return Err(format!("missing unit in duration `{s}` (use ms, s, m, h, d or w)")),
-                u => return Err(format!("unknown unit `{u}` in duration `{s}` (use ms, s, m, h, d or w)")),
+                "" => {
+                    return Err(format!(
+                        "missing unit in duration `{s}` (use ms, s, m, h, d or w)"
+                    ))
+                }
+                u => {
+                    return Err(format!(
+                        "unknown unit `{u}` in duration `{s}` (use ms, s, m, h, d or w)"
+                    ))
+                }
             };
             total = n
                 .checked_mul(unit)
@@ -127,7 +140,11 @@ impl Millis {
         let ms = self.0;
         if ms % DAY_MS == 0 && ms >= DAY_MS {
             let d = ms / DAY_MS;
-            if d == 1 { "1 day".into() } else { format!("{d} days") }
+            if d == 1 {
+                "1 day".into()
+            } else {
+                format!("{d} days")
+            }
         } else if ms % HOUR_MS == 0 && ms >= HOUR_MS {
             format!("{} h", ms / HOUR_MS)
         } else if ms % MINUTE_MS == 0 && ms >= MINUTE_MS {
@@ -141,7 +158,12 @@ impl Millis {
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, n) in [("d", DAY_MS), ("h", HOUR_MS), ("m", MINUTE_MS), ("s", SECOND_MS)] {
+        for (unit, n) in [
+            ("d", DAY_MS),
+            ("h", HOUR_MS),
+            ("m", MINUTE_MS),
+            ("s", SECOND_MS),
+        ] {
             if ms != 0 && ms % n == 0 {
                 return write!(f, "{}{unit}", ms / n);
             }
@@ -175,7 +197,11 @@ fn digits(b: &[u8], at: usize, n: usize) -> Result<i64, TimeError> {
 }
 
 fn expect(b: &[u8], at: usize, c: u8, reason: &'static str) -> Result<(), TimeError> {
-    if b.get(at) == Some(&c) { Ok(()) } else { Err(err(reason)) }
+    if b.get(at) == Some(&c) {
+        Ok(())
+    } else {
+        Err(err(reason))
+    }
 }
 
 fn parse_rfc3339(b: &[u8]) -> Result<EventTime, TimeError> {
@@ -240,7 +266,11 @@ fn parse_rfc3339(b: &[u8]) -> Result<EventTime, TimeError> {
             }
             i += 6;
             let o = oh * 60 + om;
-            if sign == b'-' { -o } else { o }
+            if sign == b'-' {
+                -o
+            } else {
+                o
+            }
         }
         None => return Err(err("missing time zone (`Z` or `±hh:mm`)")),
         _ => return Err(err("unexpected character after the time")),
@@ -298,8 +328,14 @@ mod tests {
     fn parses_and_prints_round_trip() {
         let t = EventTime::parse("2026-11-22T10:15:03.120Z").unwrap();
         assert_eq!(t.to_string(), "2026-11-22T10:15:03.120Z");
-        assert_eq!(EventTime::parse("1970-01-01T00:00:00Z").unwrap(), EventTime(0));
-        assert_eq!(EventTime::parse("2019-03-01").unwrap().to_string(), "2019-03-01T00:00:00.000Z");
+        assert_eq!(
+            EventTime::parse("1970-01-01T00:00:00Z").unwrap(),
+            EventTime(0)
+        );
+        assert_eq!(
+            EventTime::parse("2019-03-01").unwrap().to_string(),
+            "2019-03-01T00:00:00.000Z"
+        );
     }
 
     #[test]
@@ -309,16 +345,26 @@ mod tests {
         assert_eq!(a, b);
         let c = EventTime::parse("2026-11-22T10:15:03.123456789Z").unwrap();
         assert_eq!(c.0 % 1000, 123);
-        assert_eq!(EventTime::parse("1969-12-31T23:59:59.999Z").unwrap(), EventTime(-1));
+        assert_eq!(
+            EventTime::parse("1969-12-31T23:59:59.999Z").unwrap(),
+            EventTime(-1)
+        );
         assert_eq!(EventTime(-1).to_string(), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn rejects_non_rfc3339() {
         for bad in [
-            "", "2026-11-22T10:15:03", "22/11/2026", "2026-13-01T00:00:00Z", "2026-02-30",
-            "2026-11-22T25:00:00Z", "2026-11-22T10:15:03.Z", "2026-11-22T10:15:03Zjunk",
-            "1700000000", "2026-11-22T10:15:03+0100",
+            "",
+            "2026-11-22T10:15:03",
+            "22/11/2026",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30",
+            "2026-11-22T25:00:00Z",
+            "2026-11-22T10:15:03.Z",
+            "2026-11-22T10:15:03Zjunk",
+            "1700000000",
+            "2026-11-22T10:15:03+0100",
         ] {
             assert!(EventTime::parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -37,11 +37,44 @@ pub fn producer_config(config: &Config) -> ClientConfig {
         // Dead letters carry the original payload, which may be up to the input limit, plus
         // headers: allow that locally. A broker or topic limit below it is handled by
         // truncating the dead letter (see sink.rs).
-        .set("message.max.bytes", (config.limits.max_message_bytes + 64 * 1024).max(1_000_000).to_string());
+        .set(
+            "message.max.bytes",
+            (config.limits.max_message_bytes + 64 * 1024)
+                .max(1_000_000)
+                .to_string(),
+        );
     for (k, v) in config.client_properties(false) {
         c.set(k, v);
     }
     c.set("enable.idempotence", "true").set("acks", "all");
     tracing::debug!(properties = ?redacted(&config.client_properties(false)), "producer pass-through properties");
+    c
+}
+
+/// Clients for rebuilding state. The reader uses a group id of its own (librdkafka's assign
+/// needs one) and never commits, so nothing it fetches or closes can touch the real group's
+/// offsets; the offsets client carries the real group id only to read the group's committed
+/// offsets, and never assigns or fetches.
+pub fn restore_config(config: &Config, read_group_offsets: bool) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers)
+        .set("client.id", format!("{}-restore", config.kafka.client_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.queue.backoff.ms", "10");
+    for (k, v) in config.client_properties(true) {
+        c.set(k, v);
+    }
+    // After the pass-through, so it cannot turn these clients into group members.
+    if read_group_offsets {
+        c.set("group.id", &config.kafka.group_id);
+    } else {
+        c.set(
+            "group.id",
+            format!("{}.restore-reader", config.kafka.group_id),
+        );
+    }
+    c.set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
     c
 }

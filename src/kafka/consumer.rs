@@ -3,11 +3,14 @@
 //! offsets the workers release, and the graceful stop.
 
 use super::client::{consumer_config, producer_config};
+use super::restore;
 use super::sink::KafkaSink;
-use super::worker::{self, Fatal, OffsetBoard, TopicPartition, WorkerDeps, WorkerHandle, WorkerMsg};
+use super::worker::{
+    self, Fatal, OffsetBoard, TopicPartition, WorkerDeps, WorkerHandle, WorkerMsg,
+};
 use super::PipelineError;
 use crate::config::Config;
-use crate::pipeline::InboundRecord;
+use crate::pipeline::{InboundRecord, Processor};
 use crate::telemetry::names;
 use crate::telemetry::Health;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -33,6 +36,7 @@ struct Router {
     workers: Mutex<HashMap<TopicPartition, WorkerHandle>>,
     deps: WorkerDeps,
     rt: tokio::runtime::Handle,
+    health: Arc<Health>,
 }
 
 impl Router {
@@ -42,7 +46,76 @@ impl Router {
 
     fn sender(&self, tp: &TopicPartition) -> tokio::sync::mpsc::Sender<WorkerMsg> {
         let mut w = self.lock();
-        w.entry(tp.clone()).or_insert_with(|| worker::spawn(&self.rt, tp.clone(), &self.deps)).tx.clone()
+        w.entry(tp.clone())
+            .or_insert_with(|| worker::spawn(&self.rt, tp.clone(), &self.deps, None))
+            .tx
+            .clone()
+    }
+
+    /// Starts the worker of a newly assigned partition. Touch-point partitions get their state
+    /// rebuilt first (see `restore`) on a thread of their own; their records wait in the
+    /// worker's queue until then.
+    fn assign(self: &Arc<Self>, tp: &TopicPartition) {
+        let config = &self.deps.config;
+        let needs_restore = config.pipeline.restore_from_input
+            && config.input.touchpoints.topics.iter().any(|t| **t == *tp.0);
+        let mut w = self.lock();
+        if w.contains_key(tp) {
+            return;
+        }
+        if !needs_restore {
+            w.insert(
+                tp.clone(),
+                worker::spawn(&self.rt, tp.clone(), &self.deps, None),
+            );
+            return;
+        }
+        let (state_tx, state_rx) = tokio::sync::oneshot::channel();
+        w.insert(
+            tp.clone(),
+            worker::spawn(&self.rt, tp.clone(), &self.deps, Some(state_rx)),
+        );
+        drop(w);
+        self.health.restoring(1);
+        let router = self.clone();
+        let tp = tp.clone();
+        std::thread::spawn(move || router.restore(tp, state_tx));
+    }
+
+    /// Runs on its own thread: rebuilds the state (with retries) and hands it to the worker.
+    fn restore(
+        &self,
+        tp: TopicPartition,
+        state_tx: tokio::sync::oneshot::Sender<Box<(Processor, Option<i64>)>>,
+    ) {
+        let config = self.deps.config.clone();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match restore::rebuild(&config, &tp.0, tp.1) {
+                Ok(r) => break Ok(r),
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(topic = %tp.0, partition = tp.1, attempt, error = %e, "rebuilding partition state failed; retrying");
+                    std::thread::sleep(Duration::from_secs(attempt));
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Ok((processor, done)) => {
+                metrics::histogram!(names::RESTORE_SECONDS).record(done.elapsed.as_secs_f64());
+                metrics::counter!(names::RESTORE_RECORDS).increment(done.records);
+                tracing::info!(topic = %tp.0, partition = tp.1, from = done.from, to = done.to, records = done.records, elapsed_ms = done.elapsed.as_millis() as u64, "partition state rebuilt");
+                // Fails only if the partition was revoked meanwhile: nothing to do then.
+                let _ = state_tx.send(Box::new((processor, done.committed)));
+            }
+            Err(e) => self.deps.fatal.set(PipelineError::Restore {
+                topic: tp.0.to_string(),
+                partition: tp.1,
+                detail: e.to_string(),
+            }),
+        }
+        self.health.restoring(-1);
     }
 
     /// Drains the workers of `tps` (all when `None`): each finishes its in-flight deliveries
@@ -53,11 +126,22 @@ impl Router {
             let mut w = self.lock();
             match tps {
                 None => w.drain().collect(),
-                Some(tps) => tps.iter().filter_map(|tp| w.remove(tp).map(|h| (tp.clone(), h))).collect(),
+                Some(tps) => tps
+                    .iter()
+                    .filter_map(|tp| w.remove(tp).map(|h| (tp.clone(), h)))
+                    .collect(),
             }
         };
         let deadline = Instant::now() + timeout;
         let mut acks = Vec::new();
+        // A worker still waiting for its state has processed nothing: stop it at once (its
+        // queued records are consumed again by the partition's next owner).
+        let (restoring, handles): (Vec<_>, Vec<_>) = handles
+            .into_iter()
+            .partition(|(_, h)| h.restoring.load(Ordering::Acquire));
+        for (_, h) in &restoring {
+            h.join.abort();
+        }
         for (tp, h) in &handles {
             let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
             // The queue may be full; keep trying until the deadline rather than block forever.
@@ -65,7 +149,9 @@ impl Router {
             loop {
                 match h.tx.try_send(msg) {
                     Ok(()) => break,
-                    Err(tokio::sync::mpsc::error::TrySendError::Full(m)) if Instant::now() < deadline => {
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(m))
+                        if Instant::now() < deadline =>
+                    {
                         msg = m;
                         std::thread::sleep(Duration::from_millis(2));
                     }
@@ -81,7 +167,11 @@ impl Router {
                 h.join.abort();
             }
         }
-        handles.into_iter().map(|(tp, _)| tp).collect()
+        handles
+            .into_iter()
+            .chain(restoring)
+            .map(|(tp, _)| tp)
+            .collect()
     }
 }
 
@@ -107,7 +197,10 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        ) {
             self.health.set_broker_reachable(false);
         }
         tracing::warn!(error = %error, reason, "kafka client error");
@@ -137,7 +230,7 @@ impl ConsumerContext for Ctx {
             metrics::counter!(names::REBALANCES, "kind" => "assign").increment(1);
             let tps = tp_list(tpl);
             for tp in &tps {
-                drop(self.router.sender(tp));
+                self.router.assign(tp);
             }
             let n = self.router.lock().len();
             metrics::gauge!(names::ASSIGNED_PARTITIONS).set(n as f64);
@@ -148,12 +241,24 @@ impl ConsumerContext for Ctx {
 }
 
 fn tp_list(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
-    tpl.elements().iter().map(|e| (Arc::from(e.topic()), e.partition())).collect()
+    tpl.elements()
+        .iter()
+        .map(|e| (Arc::from(e.topic()), e.partition()))
+        .collect()
 }
 
 /// Moves released offsets into librdkafka's offset store, from where the auto-commit timer
 /// (or [`commit_sync`]) commits them.
 fn store(consumer: &BaseConsumer<Ctx>, board: &OffsetBoard, only: Option<&[TopicPartition]>) {
+    store_logged(consumer, board, only, false)
+}
+
+fn store_logged(
+    consumer: &BaseConsumer<Ctx>,
+    board: &OffsetBoard,
+    only: Option<&[TopicPartition]>,
+    final_store: bool,
+) {
     let offsets = board.take(only);
     if offsets.is_empty() {
         return;
@@ -163,6 +268,9 @@ fn store(consumer: &BaseConsumer<Ctx>, board: &OffsetBoard, only: Option<&[Topic
         // `next` is already "last delivered + 1": rd_kafka_offsets_store stores it as given
         // (unlike the single-offset rd_kafka_offset_store, which adds 1 itself).
         let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+    }
+    if only.is_some() || final_store {
+        tracing::info!(offsets = ?offsets.iter().map(|((t, p), o)| format!("{t}/{p}@{o}")).collect::<Vec<_>>(), "storing final offsets of drained partitions");
     }
     match consumer.store_offsets(&tpl) {
         Ok(()) => metrics::counter!(names::OFFSETS_STORED).increment(offsets.len() as u64),
@@ -180,14 +288,22 @@ fn commit_sync(consumer: &BaseConsumer<Ctx>) {
 }
 
 /// Waits until the brokers answer a metadata request and every output topic exists.
-fn check_cluster(config: &Config, consumer: &BaseConsumer<Ctx>, health: &Health) -> Result<(), PipelineError> {
+fn check_cluster(
+    config: &Config,
+    consumer: &BaseConsumer<Ctx>,
+    health: &Health,
+) -> Result<(), PipelineError> {
     let waited = Duration::from_secs(30);
     let deadline = Instant::now() + waited;
     let md = loop {
         match consumer.fetch_metadata(None, Duration::from_secs(5)) {
             Ok(md) => break md,
             Err(e) if Instant::now() >= deadline => {
-                return Err(PipelineError::Unreachable { brokers: config.kafka.brokers.clone(), waited_s: waited.as_secs(), detail: e.to_string() })
+                return Err(PipelineError::Unreachable {
+                    brokers: config.kafka.brokers.clone(),
+                    waited_s: waited.as_secs(),
+                    detail: e.to_string(),
+                })
             }
             Err(e) => {
                 tracing::warn!(error = %e, "brokers not reachable yet; retrying");
@@ -197,9 +313,19 @@ fn check_cluster(config: &Config, consumer: &BaseConsumer<Ctx>, health: &Health)
     };
     health.set_broker_reachable(true);
     let o = &config.output;
-    for (key, topic) in [("output.recovery_tasks", &o.recovery_tasks), ("output.dead_letter", &o.dead_letter)] {
-        if !md.topics().iter().any(|t| t.name() == topic.as_str() && t.error().is_none()) {
-            return Err(PipelineError::MissingTopic { topic: topic.clone(), key });
+    for (key, topic) in [
+        ("output.recovery_tasks", &o.recovery_tasks),
+        ("output.dead_letter", &o.dead_letter),
+    ] {
+        if !md
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic.as_str() && t.error().is_none())
+        {
+            return Err(PipelineError::MissingTopic {
+                topic: topic.clone(),
+                key,
+            });
         }
     }
     Ok(())
@@ -208,19 +334,39 @@ fn check_cluster(config: &Config, consumer: &BaseConsumer<Ctx>, health: &Health)
 /// Runs the service until `stop` becomes true or a fatal error occurs. On stop it drains
 /// every partition, commits, flushes the producer and returns, all within
 /// `pipeline.shutdown_timeout`.
-pub async fn run(config: Config, stop: Arc<AtomicBool>, health: Arc<Health>) -> Result<RunReport, PipelineError> {
+pub async fn run(
+    config: Config,
+    stop: Arc<AtomicBool>,
+    health: Arc<Health>,
+) -> Result<RunReport, PipelineError> {
     let config = Arc::new(config);
-    let producer: FutureProducer = producer_config(&config).create().map_err(PipelineError::Client)?;
+    let producer: FutureProducer = producer_config(&config)
+        .create()
+        .map_err(PipelineError::Client)?;
     let sink = KafkaSink::new(producer.clone(), config.pipeline.delivery_attempts);
     let fatal = Arc::new(Fatal::default());
     let board = Arc::new(OffsetBoard::default());
     let router = Arc::new(Router {
         workers: Mutex::new(HashMap::new()),
-        deps: WorkerDeps { state_size: Default::default(), config: config.clone(), sink, board: board.clone(), fatal: fatal.clone() },
+        deps: WorkerDeps {
+            state_size: Default::default(),
+            config: config.clone(),
+            sink,
+            board: board.clone(),
+            fatal: fatal.clone(),
+        },
         rt: tokio::runtime::Handle::current(),
+        health: health.clone(),
     });
-    let ctx = Ctx { router: router.clone(), health: health.clone(), revoke_timeout: config.pipeline.revoke_timeout.std(), rebalances: Default::default() };
-    let consumer: BaseConsumer<Ctx> = consumer_config(&config).create_with_context(ctx).map_err(PipelineError::Client)?;
+    let ctx = Ctx {
+        router: router.clone(),
+        health: health.clone(),
+        revoke_timeout: config.pipeline.revoke_timeout.std(),
+        rebalances: Default::default(),
+    };
+    let consumer: BaseConsumer<Ctx> = consumer_config(&config)
+        .create_with_context(ctx)
+        .map_err(PipelineError::Client)?;
 
     let cfg = config.clone();
     let fatal2 = fatal.clone();
@@ -261,13 +407,18 @@ fn poll_loop(
         .collect();
     consumer
         .subscribe(&topics)
-        .map_err(|source| PipelineError::Subscribe { topics: topics.iter().map(|t| t.to_string()).collect(), source })?;
+        .map_err(|source| PipelineError::Subscribe {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            source,
+        })?;
     tracing::info!(topics = ?topics, group = %config.kafka.group_id, "consuming");
     let mut report = RunReport::default();
     let mut topic_names: HashMap<String, Arc<str>> = HashMap::new();
     while !stop.load(Ordering::Relaxed) && !fatal.is_set() {
         store(&consumer, &board, None);
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
@@ -323,7 +474,7 @@ fn poll_loop(
     }
     tracing::info!("stopping: draining partitions");
     router.drain(None, config.pipeline.shutdown_timeout.std());
-    store(&consumer, &board, None);
+    store_logged(&consumer, &board, None, true);
     commit_sync(&consumer);
     report.rebalances = consumer.context().rebalances.load(Ordering::Relaxed);
     consumer.unsubscribe();

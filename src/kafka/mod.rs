@@ -9,6 +9,7 @@
 
 pub mod client;
 mod consumer;
+pub mod restore;
 pub mod sink;
 mod worker;
 
@@ -21,13 +22,32 @@ pub enum PipelineError {
     #[error("kafka client could not be created: {0}")]
     Client(#[source] rdkafka::error::KafkaError),
     #[error("cannot reach the brokers at {brokers} within {waited_s} s: {detail}")]
-    Unreachable { brokers: String, waited_s: u64, detail: String },
-    #[error("output topic `{topic}` (config key {key}) does not exist on the cluster; create it first")]
+    Unreachable {
+        brokers: String,
+        waited_s: u64,
+        detail: String,
+    },
+    #[error(
+        "output topic `{topic}` (config key {key}) does not exist on the cluster; create it first"
+    )]
     MissingTopic { topic: String, key: &'static str },
     #[error("subscribing to {topics:?} failed: {source}")]
-    Subscribe { topics: Vec<String>, source: rdkafka::error::KafkaError },
+    Subscribe {
+        topics: Vec<String>,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("an output could not be delivered after {attempts} attempts ({topic}): {error}; stopping without committing its input")]
-    Delivery { topic: String, attempts: u32, error: String },
+    Delivery {
+        topic: String,
+        attempts: u32,
+        error: String,
+    },
+    #[error("rebuilding the state of {topic}/{partition} failed: {detail}")]
+    Restore {
+        topic: String,
+        partition: i32,
+        detail: String,
+    },
     #[error("the consumer thread panicked")]
     ConsumerPanicked,
 }

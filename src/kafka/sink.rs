@@ -29,15 +29,24 @@ impl KafkaSink {
 
     /// Delivers one output, retrying with back-off. `source_ts_ms` is the input's Kafka
     /// timestamp, for the event-to-task latency histogram.
-    pub async fn deliver(&self, mut rec: OutboundRecord, source_ts_ms: Option<i64>) -> Result<(), PipelineError> {
+    pub async fn deliver(
+        &self,
+        mut rec: OutboundRecord,
+        source_ts_ms: Option<i64>,
+    ) -> Result<(), PipelineError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
             for (k, v) in &rec.headers {
-                headers = headers.insert(Header { key: k, value: Some(v) });
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
             }
-            let mut fr = FutureRecord::to(&rec.topic).payload(&rec.payload).headers(headers);
+            let mut fr = FutureRecord::to(&rec.topic)
+                .payload(&rec.payload)
+                .headers(headers);
             if let Some(k) = &rec.key {
                 fr = fr.key(k);
             }
@@ -46,7 +55,8 @@ impl KafkaSink {
             match self.producer.send(fr, Timeout::Never).await {
                 Ok(_) => {
                     if rec.kind == OutboundKind::Task {
-                        let latency_s = source_ts_ms.map(|ts| (now_ms() - ts).max(0) as f64 / 1000.0);
+                        let latency_s =
+                            source_ts_ms.map(|ts| (now_ms() - ts).max(0) as f64 / 1000.0);
                         TaskDelivered {
                             rule: header(&rec, "amends.rule").unwrap_or("unknown"),
                             severity: header(&rec, "amends.severity").unwrap_or("unknown"),
@@ -56,20 +66,36 @@ impl KafkaSink {
                     }
                     return Ok(());
                 }
-                Err((e, _)) if is_too_large(&e) && rec.kind == OutboundKind::DeadLetter && rec.payload.len() > TRUNCATED_DEAD_LETTER => {
+                Err((e, _))
+                    if is_too_large(&e)
+                        && rec.kind == OutboundKind::DeadLetter
+                        && rec.payload.len() > TRUNCATED_DEAD_LETTER =>
+                {
                     // The cluster will not take the original bytes (they passed the input
                     // topic's limit but not ours or the dead-letter topic's). Keep the head of
                     // the payload and say so, rather than stall the partition.
                     tracing::warn!(topic = %rec.topic, bytes = rec.payload.len(), "dead letter too large for the cluster; truncating its payload");
-                    rec.headers.push(("amends.payload_truncated_from".into(), rec.payload.len().to_string().into_bytes()));
+                    rec.headers.push((
+                        "amends.payload_truncated_from".into(),
+                        rec.payload.len().to_string().into_bytes(),
+                    ));
                     rec.payload.truncate(TRUNCATED_DEAD_LETTER);
                     attempt -= 1;
                 }
                 Err((e, _)) => {
                     if attempt >= self.attempts {
-                        return Err(PipelineError::Delivery { topic: rec.topic.to_string(), attempts: attempt, error: e.to_string() });
+                        return Err(PipelineError::Delivery {
+                            topic: rec.topic.to_string(),
+                            attempts: attempt,
+                            error: e.to_string(),
+                        });
                     }
-                    DeliveryRetried { topic: &rec.topic, attempt, error: &e.to_string() }.emit();
+                    DeliveryRetried {
+                        topic: &rec.topic,
+                        attempt,
+                        error: &e.to_string(),
+                    }
+                    .emit();
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
             }
@@ -81,9 +107,15 @@ impl KafkaSink {
 const TRUNCATED_DEAD_LETTER: usize = 64 * 1024;
 
 fn is_too_large(e: &KafkaError) -> bool {
-    matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize))
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -43,7 +43,10 @@ impl OffsetBoard {
         let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         match only {
             None => m.drain().collect(),
-            Some(tps) => tps.iter().filter_map(|tp| m.remove(tp).map(|o| (tp.clone(), o))).collect(),
+            Some(tps) => tps
+                .iter()
+                .filter_map(|tp| m.remove(tp).map(|o| (tp.clone(), o)))
+                .collect(),
         }
     }
 }
@@ -71,6 +74,8 @@ impl Fatal {
 pub(crate) struct WorkerHandle {
     pub tx: mpsc::Sender<WorkerMsg>,
     pub join: tokio::task::JoinHandle<()>,
+    /// True until the worker holds its partition's rebuilt state.
+    pub restoring: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Customers held in state across this instance's workers (the `amends_state_customers`
@@ -81,7 +86,10 @@ pub(crate) struct StateSize(std::sync::atomic::AtomicI64);
 impl StateSize {
     fn add(&self, delta: i64) {
         if delta != 0 {
-            let total = self.0.fetch_add(delta, std::sync::atomic::Ordering::Relaxed) + delta;
+            let total = self
+                .0
+                .fetch_add(delta, std::sync::atomic::Ordering::Relaxed)
+                + delta;
             metrics::gauge!(crate::telemetry::names::STATE_CUSTOMERS).set(total as f64);
         }
     }
@@ -95,9 +103,23 @@ pub(crate) struct WorkerDeps {
     pub fatal: Arc<Fatal>,
 }
 
-pub(crate) fn spawn(rt: &tokio::runtime::Handle, tp: TopicPartition, deps: &WorkerDeps) -> WorkerHandle {
+/// Spawns a partition worker. With `restore`, the worker first waits for the partition's
+/// rebuilt state on that channel; records queue up meanwhile (the queue is bounded, so the poll
+/// loop waits rather than buffering without limit). The group consumer's position is never
+/// touched, so no record can be skipped.
+pub(crate) fn spawn(
+    rt: &tokio::runtime::Handle,
+    tp: TopicPartition,
+    deps: &WorkerDeps,
+    restore: Option<tokio::sync::oneshot::Receiver<Box<(Processor, Option<i64>)>>>,
+) -> WorkerHandle {
     let (tx, rx) = mpsc::channel(deps.config.pipeline.partition_queue);
-    let processor = Processor::new(&deps.config);
+    let restoring = Arc::new(std::sync::atomic::AtomicBool::new(restore.is_some()));
+    let processor = if restore.is_some() {
+        None
+    } else {
+        Some(Processor::new(&deps.config))
+    };
     let w = Worker {
         tp,
         processor,
@@ -107,14 +129,19 @@ pub(crate) fn spawn(rt: &tokio::runtime::Handle, tp: TopicPartition, deps: &Work
         max_in_flight: deps.config.pipeline.max_in_flight,
         state_size: deps.state_size.clone(),
         reported: (0, 0, 0, 0),
+        restoring: restoring.clone(),
     };
-    let join = rt.spawn(w.run(rx));
-    WorkerHandle { tx, join }
+    let join = rt.spawn(w.run(rx, restore));
+    WorkerHandle {
+        tx,
+        join,
+        restoring,
+    }
 }
 
 struct Worker {
     tp: TopicPartition,
-    processor: Processor,
+    processor: Option<Processor>,
     sink: KafkaSink,
     board: Arc<OffsetBoard>,
     fatal: Arc<Fatal>,
@@ -122,6 +149,7 @@ struct Worker {
     state_size: Arc<StateSize>,
     /// (customers, evicted, expired, duplicates) as last reported to metrics.
     reported: (usize, u64, u64, u64),
+    restoring: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Drop for Worker {
@@ -134,7 +162,10 @@ impl Drop for Worker {
 impl Worker {
     fn report_state(&mut self) {
         use crate::telemetry::names::{DUPLICATES, STATE_EVICTED};
-        let eng = self.processor.engine();
+        let Some(processor) = self.processor.as_ref() else {
+            return;
+        };
+        let eng = processor.engine();
         let st = eng.stats();
         let now = (eng.customers(), st.evicted, st.expired, st.duplicates);
         self.state_size.add(now.0 as i64 - self.reported.0 as i64);
@@ -150,7 +181,25 @@ impl Worker {
         self.reported = now;
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<WorkerMsg>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<WorkerMsg>,
+        restore: Option<tokio::sync::oneshot::Receiver<Box<(Processor, Option<i64>)>>>,
+    ) {
+        let mut resume_at = None;
+        if let Some(restored) = restore {
+            match restored.await {
+                Ok(b) => {
+                    let (p, committed) = *b;
+                    self.processor = Some(p);
+                    resume_at = committed;
+                }
+                // The restore failed (the fatal error is already set) or was abandoned.
+                Err(_) => return,
+            }
+            self.restoring
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
         let mut in_flight = FuturesOrdered::new();
         let mut outs = Vec::new();
         loop {
@@ -163,12 +212,22 @@ impl Worker {
                 msg = rx.recv(), if in_flight.len() < self.max_in_flight => match msg {
                     Some(WorkerMsg::Record(rec)) => {
                         let offset = rec.offset;
+                        if let Some(expected) = resume_at.take() {
+                            // The state was rebuilt up to `expected`; the group consumer must
+                            // resume exactly there, or records were skipped or replayed twice.
+                            if offset != expected {
+                                tracing::warn!(topic = %self.tp.0, partition = self.tp.1, offset, expected, "first record after restore is not at the offset the state was rebuilt to");
+                            } else {
+                                tracing::debug!(topic = %self.tp.0, partition = self.tp.1, offset, "first record after restore");
+                            }
+                        }
                         let ts = rec.timestamp_ms;
                         let now = EventTime(now_ms());
                         outs.clear();
-                        let processed = self.processor.process(&rec, now, &mut outs);
-                        let wm = self.processor.engine().max_event_time();
-                        self.processor.advance(wm, now, &mut outs);
+                        let Some(processor) = self.processor.as_mut() else { return };
+                        let processed = processor.process(&rec, now, &mut outs);
+                        let wm = processor.engine().max_event_time();
+                        processor.advance(wm, now, &mut outs);
                         self.observe(&rec, &processed);
                         self.report_state();
                         let sink = self.sink.clone();
@@ -209,8 +268,16 @@ impl Worker {
 
     fn observe(&self, rec: &InboundRecord, processed: &Processed) {
         match processed {
-            Processed::Event { channel, outcome, .. } => EventDecoded { channel, outcome: outcome.as_str() }.emit(),
-            Processed::RecoveryOutcome => metrics::counter!(crate::telemetry::names::OUTCOMES_IN).increment(1),
+            Processed::Event {
+                channel, outcome, ..
+            } => EventDecoded {
+                channel,
+                outcome: outcome.as_str(),
+            }
+            .emit(),
+            Processed::RecoveryOutcome => {
+                metrics::counter!(crate::telemetry::names::OUTCOMES_IN).increment(1)
+            }
             Processed::DeadLettered(err) => DeadLettered {
                 reason: err.reason.as_str(),
                 topic: &rec.topic,

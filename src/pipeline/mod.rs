@@ -43,7 +43,11 @@ pub struct OutboundRecord {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Processed {
     /// A touch-point event was applied to the engine.
-    Event { channel: Arc<str>, outcome: Outcome, event_time: EventTime },
+    Event {
+        channel: Arc<str>,
+        outcome: Outcome,
+        event_time: EventTime,
+    },
     /// A recovery outcome was accepted (the closed loop consumes it in a later stage).
     RecoveryOutcome,
     /// The record went to the dead-letter topic.
@@ -102,14 +106,27 @@ impl Processor {
     }
 
     fn kind(&self, topic: &str) -> InputKind {
-        if self.touchpoint_topics.iter().any(|t| t == topic) { InputKind::Touchpoint } else { InputKind::Outcome }
+        if self.touchpoint_topics.iter().any(|t| t == topic) {
+            InputKind::Touchpoint
+        } else {
+            InputKind::Outcome
+        }
     }
 
     /// Processes one record. `now` is stamped on outputs as `emitted_at` and on dead letters.
     /// Appends to `out` every record that must be acknowledged before this input's offset may
     /// be committed.
-    pub fn process(&mut self, rec: &InboundRecord, now: EventTime, out: &mut Vec<OutboundRecord>) -> Processed {
-        let now = if self.event_clock { self.engine.max_event_time() } else { now };
+    pub fn process(
+        &mut self,
+        rec: &InboundRecord,
+        now: EventTime,
+        out: &mut Vec<OutboundRecord>,
+    ) -> Processed {
+        let now = if self.event_clock {
+            self.engine.max_event_time()
+        } else {
+            now
+        };
         let Some(payload) = rec.payload.as_deref() else {
             let err = DecodeError::decode(None, "record has no payload (tombstone)");
             out.push(dead_letter::record(&self.dead_letter_topic, rec, &err, now));
@@ -118,12 +135,24 @@ impl Processor {
         match self.kind(&rec.topic) {
             InputKind::Touchpoint => match self.decoder.touchpoint(payload) {
                 Ok(event) => {
-                    let src = SourcePos { topic: rec.topic.clone(), partition: rec.partition, offset: rec.offset };
-                    let now = if self.event_clock { now.max(event.occurred_at) } else { now };
+                    let src = SourcePos {
+                        topic: rec.topic.clone(),
+                        partition: rec.partition,
+                        offset: rec.offset,
+                    };
+                    let now = if self.event_clock {
+                        now.max(event.occurred_at)
+                    } else {
+                        now
+                    };
                     self.events.clear();
                     self.engine.on_event(&event, &src, now, &mut self.events);
                     self.drain_outputs(out);
-                    Processed::Event { channel: event.channel.0.clone(), outcome: event.outcome, event_time: event.occurred_at }
+                    Processed::Event {
+                        channel: event.channel.0.clone(),
+                        outcome: event.outcome,
+                        event_time: event.occurred_at,
+                    }
                 }
                 Err(err) => {
                     out.push(dead_letter::record(&self.dead_letter_topic, rec, &err, now));
@@ -150,7 +179,9 @@ impl Processor {
     fn drain_outputs(&mut self, out: &mut Vec<OutboundRecord>) {
         for o in self.events.drain(..) {
             match o {
-                Output::Task(task) => out.push(task_record(&self.tasks_topic, &task, self.output_format)),
+                Output::Task(task) => {
+                    out.push(task_record(&self.tasks_topic, &task, self.output_format))
+                }
             }
         }
     }
@@ -166,16 +197,25 @@ pub fn task_record(topic: &Arc<str>, task: &RecoveryTask, format: Format) -> Out
         payload: encode_task(task, format),
         headers: vec![
             ("amends.task_id".into(), task.task_id.as_bytes().to_vec()),
-            ("amends.revision".into(), task.revision.to_string().into_bytes()),
+            (
+                "amends.revision".into(),
+                task.revision.to_string().into_bytes(),
+            ),
             ("amends.rule".into(), task.rule.as_bytes().to_vec()),
-            ("amends.severity".into(), task.severity.as_str().as_bytes().to_vec()),
+            (
+                "amends.severity".into(),
+                task.severity.as_str().as_bytes().to_vec(),
+            ),
         ],
     }
 }
 
 /// Reads the `amends.rule` and `amends.severity` headers back (for metrics).
 pub fn header<'a>(rec: &'a OutboundRecord, name: &str) -> Option<&'a str> {
-    rec.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
+    rec.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 #[cfg(test)]

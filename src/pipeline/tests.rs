@@ -19,7 +19,13 @@ fn a_failure_becomes_a_task_record_keyed_by_customer() {
     let mut p = Processor::new(&Config::defaults());
     let mut out = Vec::new();
     let r = p.process(&rec(7, FAIL.as_bytes()), EventTime(0), &mut out);
-    assert!(matches!(r, Processed::Event { outcome: Outcome::Failure, .. }));
+    assert!(matches!(
+        r,
+        Processed::Event {
+            outcome: Outcome::Failure,
+            ..
+        }
+    ));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].kind, OutboundKind::Task);
     assert_eq!(&*out[0].topic, "amends.recovery-tasks");
@@ -27,7 +33,10 @@ fn a_failure_becomes_a_task_record_keyed_by_customer() {
     let task: RecoveryTask = serde_json::from_slice(&out[0].payload).unwrap();
     assert_eq!(task.incident, "inv-1");
     assert_eq!(task.evidence[0].offset, 7);
-    assert_eq!(header(&out[0], "amends.task_id"), Some(task.task_id.as_str()));
+    assert_eq!(
+        header(&out[0], "amends.task_id"),
+        Some(task.task_id.as_str())
+    );
     assert_eq!(header(&out[0], "amends.rule"), Some("breaking_point"));
 }
 
@@ -43,7 +52,10 @@ fn poison_goes_to_the_dead_letter_topic_with_original_bytes_and_reason() {
     assert_eq!(out[0].payload, poison.to_vec(), "original bytes untouched");
     let line = DeadLetterLine::from_record(&out[0].headers, &out[0].payload);
     assert_eq!(line.reason, "decode");
-    assert_eq!((line.topic.as_str(), line.partition, line.offset), ("touchpoints", 2, 9));
+    assert_eq!(
+        (line.topic.as_str(), line.partition, line.offset),
+        ("touchpoints", 2, 9)
+    );
     assert!(line.detail.contains("UTF-8"), "{}", line.detail);
     assert_eq!(line.timestamp.as_deref(), Some("2023-11-14T22:13:20.000Z"));
     // and the next good record still flows
@@ -62,7 +74,10 @@ fn tombstones_and_bad_outcomes_are_dead_lettered() {
     let mut o = rec(2, br#"{"task_id":"t","customer_id":"c","occurred_at":"2026-11-22T10:00:00Z","status":"maybe"}"#);
     o.topic = Arc::from("recovery-outcomes");
     p.process(&o, EventTime(0), &mut out);
-    let reasons: Vec<_> = out.iter().map(|o| header(o, "amends.reason").unwrap().to_string()).collect();
+    let reasons: Vec<_> = out
+        .iter()
+        .map(|o| header(o, "amends.reason").unwrap().to_string())
+        .collect();
     assert_eq!(reasons, ["decode", "validation"]);
     assert_eq!(header(&out[1], "amends.field"), Some("status"));
 }

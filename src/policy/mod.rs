@@ -9,7 +9,9 @@ mod render;
 pub use render::{IncidentFacts, Response};
 
 use crate::config::{PolicyConfig, ResponseRule};
-use crate::domain::{Cause, CustomerProfile, EventTime, Millis, Relationship, Severity, TouchpointEvent};
+use crate::domain::{
+    Cause, CustomerProfile, EventTime, Millis, Relationship, Severity, TouchpointEvent,
+};
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -25,7 +27,11 @@ impl Policy {
     /// `major_amount`, and made critical at `critical_amount`.
     pub fn severity(&self, event: &TouchpointEvent) -> Severity {
         let s = &self.cfg.severity;
-        let base = s.types.get(&*event.event_type).copied().unwrap_or(s.default);
+        let base = s
+            .types
+            .get(&*event.event_type)
+            .copied()
+            .unwrap_or(s.default);
         match event.amount {
             Some(a) if a >= s.critical_amount => Severity::Critical,
             Some(a) if a >= s.major_amount => base.raised(1),
@@ -38,8 +44,12 @@ impl Policy {
     /// them loyal.
     pub fn relationship(&self, profile: Option<&CustomerProfile>, at: EventTime) -> Relationship {
         let r = &self.cfg.relationship;
-        let Some(p) = profile else { return Relationship::Unknown };
-        let high_value = p.annual_value.is_some_and(|v| v >= r.loyal_min_annual_value);
+        let Some(p) = profile else {
+            return Relationship::Unknown;
+        };
+        let high_value = p
+            .annual_value
+            .is_some_and(|v| v >= r.loyal_min_annual_value);
         match p.since {
             Some(since) => {
                 let tenure = Millis(at.0 - since.0);
@@ -67,7 +77,10 @@ impl Policy {
         };
         let urgent = matches!(tier, Relationship::New | Relationship::Unknown);
         if urgent {
-            (raise_priority(&rule.priority), rule.within.millis().scale(r.new_customer_factor))
+            (
+                raise_priority(&rule.priority),
+                rule.within.millis().scale(r.new_customer_factor),
+            )
         } else {
             (rule.priority.clone(), rule.within.millis())
         }
@@ -84,14 +97,23 @@ impl Policy {
         if severity == Severity::Critical {
             return q.critical.clone();
         }
-        q.channels.get(channel).cloned().unwrap_or_else(|| q.default.clone())
+        q.channels
+            .get(channel)
+            .cloned()
+            .unwrap_or_else(|| q.default.clone())
     }
 
     /// Compensation type and amount for a failure. Internal cause: tangible, by severity,
     /// as percent of money at stake plus a fixed part. Unknown cause: a goodwill credit at a
     /// share of that. External cause: an apology only (the playbook adds alternatives).
     /// Loyal customers get `loyal_factor` of it. Always within the tier's cap.
-    pub fn compensation(&self, severity: Severity, cause: Cause, tier: Relationship, amount_at_stake: f64) -> (String, f64) {
+    pub fn compensation(
+        &self,
+        severity: Severity,
+        cause: Cause,
+        tier: Relationship,
+        amount_at_stake: f64,
+    ) -> (String, f64) {
         let c = &self.cfg.compensation;
         let rule = match severity {
             Severity::Minor => &c.minor,
@@ -140,17 +162,33 @@ mod tests {
     }
 
     fn profile(since: &str, value: f64) -> CustomerProfile {
-        CustomerProfile { since: Some(EventTime::parse(since).unwrap()), segment: None, annual_value: Some(value) }
+        CustomerProfile {
+            since: Some(EventTime::parse(since).unwrap()),
+            segment: None,
+            annual_value: Some(value),
+        }
     }
 
     #[test]
     fn tiers_follow_tenure_then_value() {
         let p = policy();
         let at = EventTime::parse("2026-11-22T00:00:00Z").unwrap();
-        assert_eq!(p.relationship(Some(&profile("2026-10-01", 50_000.0)), at), Relationship::New);
-        assert_eq!(p.relationship(Some(&profile("2025-01-01", 500.0)), at), Relationship::Established);
-        assert_eq!(p.relationship(Some(&profile("2025-01-01", 20_000.0)), at), Relationship::Loyal);
-        assert_eq!(p.relationship(Some(&profile("2019-03-01", 500.0)), at), Relationship::Loyal);
+        assert_eq!(
+            p.relationship(Some(&profile("2026-10-01", 50_000.0)), at),
+            Relationship::New
+        );
+        assert_eq!(
+            p.relationship(Some(&profile("2025-01-01", 500.0)), at),
+            Relationship::Established
+        );
+        assert_eq!(
+            p.relationship(Some(&profile("2025-01-01", 20_000.0)), at),
+            Relationship::Loyal
+        );
+        assert_eq!(
+            p.relationship(Some(&profile("2019-03-01", 500.0)), at),
+            Relationship::Loyal
+        );
         assert_eq!(p.relationship(None, at), Relationship::Unknown);
     }
 
@@ -158,22 +196,66 @@ mod tests {
     fn compensation_follows_cause_tier_and_cap() {
         let p = policy();
         // major internal: 15% of 200 + 10 = 40
-        assert_eq!(p.compensation(Severity::Major, Cause::Internal, Relationship::Established, 200.0), ("refund".into(), 40.0));
+        assert_eq!(
+            p.compensation(
+                Severity::Major,
+                Cause::Internal,
+                Relationship::Established,
+                200.0
+            ),
+            ("refund".into(), 40.0)
+        );
         // loyal gets half
-        assert_eq!(p.compensation(Severity::Major, Cause::Internal, Relationship::Loyal, 200.0), ("refund".into(), 20.0));
+        assert_eq!(
+            p.compensation(Severity::Major, Cause::Internal, Relationship::Loyal, 200.0),
+            ("refund".into(), 20.0)
+        );
         // unknown cause: half, as credit
-        assert_eq!(p.compensation(Severity::Major, Cause::Unknown, Relationship::Established, 200.0), ("credit".into(), 20.0));
+        assert_eq!(
+            p.compensation(
+                Severity::Major,
+                Cause::Unknown,
+                Relationship::Established,
+                200.0
+            ),
+            ("credit".into(), 20.0)
+        );
         // external: apology only
-        assert_eq!(p.compensation(Severity::Critical, Cause::External, Relationship::New, 5000.0), ("apology".into(), 0.0));
+        assert_eq!(
+            p.compensation(
+                Severity::Critical,
+                Cause::External,
+                Relationship::New,
+                5000.0
+            ),
+            ("apology".into(), 0.0)
+        );
         // capped: critical 50% of 5000 + 25 = 2525, cap for new = 250
-        assert_eq!(p.compensation(Severity::Critical, Cause::Internal, Relationship::New, 5000.0), ("refund".into(), 250.0));
+        assert_eq!(
+            p.compensation(
+                Severity::Critical,
+                Cause::Internal,
+                Relationship::New,
+                5000.0
+            ),
+            ("refund".into(), 250.0)
+        );
     }
 
     #[test]
     fn new_customers_get_faster_response() {
         let p = policy();
-        assert_eq!(p.response(Severity::Major, Relationship::Established), ("p2".into(), Millis::from_hours(8)));
-        assert_eq!(p.response(Severity::Major, Relationship::New), ("p1".into(), Millis::from_hours(4)));
-        assert_eq!(p.response(Severity::Minor, Relationship::Unknown), ("p2".into(), Millis::from_hours(12)));
+        assert_eq!(
+            p.response(Severity::Major, Relationship::Established),
+            ("p2".into(), Millis::from_hours(8))
+        );
+        assert_eq!(
+            p.response(Severity::Major, Relationship::New),
+            ("p1".into(), Millis::from_hours(4))
+        );
+        assert_eq!(
+            p.response(Severity::Minor, Relationship::Unknown),
+            ("p2".into(), Millis::from_hours(12))
+        );
     }
 }

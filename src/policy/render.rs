@@ -2,8 +2,11 @@
 //! (acknowledge, fix, alternatives, compensate, follow up) and the one-line explanation.
 
 use super::Policy;
-use crate::domain::{Action, ActionKind, Cause, Compensation, CustomerProfile, EventTime, Millis, Relationship, Severity};
 use crate::domain::time::DAY_MS;
+use crate::domain::{
+    Action, ActionKind, Cause, Compensation, CustomerProfile, EventTime, Millis, Relationship,
+    Severity,
+};
 
 /// What the engine knows about an incident when it renders a task revision.
 pub struct IncidentFacts<'a> {
@@ -51,7 +54,8 @@ impl Policy {
             }
         }
         let due = due_at.to_string();
-        let (comp_kind, comp_amount) = self.compensation(f.severity, f.cause, tier, f.amount_at_stake);
+        let (comp_kind, comp_amount) =
+            self.compensation(f.severity, f.cause, tier, f.amount_at_stake);
         let what = humanize(f.event_type);
         let repeated = f.failure_count > 1;
         let supervisor = repeated || f.severity == Severity::Critical;
@@ -61,15 +65,28 @@ impl Policy {
             (false, Relationship::New | Relationship::Unknown) => format!("Call the customer with a formal apology for the {what} on {} and own the failure", f.reference),
             (false, _) => format!("Acknowledge the {what} on {} to the customer and apologise", f.reference),
         };
-        let fix = format!("Fix the underlying problem: {}", fix_for(f.event_type, f.touchpoint));
+        let fix = format!(
+            "Fix the underlying problem: {}",
+            fix_for(f.event_type, f.touchpoint)
+        );
         let alternatives = match f.cause {
-            Cause::External => format!("Explain what happened outside our control and offer alternatives for the {}", f.touchpoint),
-            _ => format!("Offer the customer alternatives for the {} while it is fixed", f.touchpoint),
+            Cause::External => format!(
+                "Explain what happened outside our control and offer alternatives for the {}",
+                f.touchpoint
+            ),
+            _ => format!(
+                "Offer the customer alternatives for the {} while it is fixed",
+                f.touchpoint
+            ),
         };
         let compensate = if comp_kind == "apology" {
             "No tangible compensation: the cause was external; the apology and alternatives are the amends".to_string()
         } else {
-            format!("Offer a {comp_kind} of {comp_amount:.2} {} (within the {} cap)", f.currency, tier.as_str())
+            format!(
+                "Offer a {comp_kind} of {comp_amount:.2} {} (within the {} cap)",
+                f.currency,
+                tier.as_str()
+            )
         };
         let follow_up = match tier {
             Relationship::Loyal => format!(
@@ -80,22 +97,41 @@ impl Policy {
         };
         let follow_up_due = due_at.plus(Millis(7 * DAY_MS)).to_string();
         let actions = vec![
-            action(1, ActionKind::Acknowledge, acknowledge, None, Some(due.clone())),
+            action(
+                1,
+                ActionKind::Acknowledge,
+                acknowledge,
+                None,
+                Some(due.clone()),
+            ),
             action(2, ActionKind::Fix, fix, None, None),
             action(3, ActionKind::Alternatives, alternatives, None, None),
             action(
                 4,
                 ActionKind::Compensate,
                 compensate,
-                Some(Compensation { kind: comp_kind.clone(), amount: comp_amount, currency: f.currency.to_string() }),
+                Some(Compensation {
+                    kind: comp_kind.clone(),
+                    amount: comp_amount,
+                    currency: f.currency.to_string(),
+                }),
                 None,
             ),
-            action(5, ActionKind::FollowUp, follow_up, None, Some(follow_up_due)),
+            action(
+                5,
+                ActionKind::FollowUp,
+                follow_up,
+                None,
+                Some(follow_up_due),
+            ),
         ];
 
         let tier_words = format!("{} {} customer", article(tier.as_str()), tier.as_str());
         let tenure = match f.profile.and_then(|p| p.since) {
-            Some(since) => format!("{tier_words} of {}", tenure_human(Millis(f.detected_at.0 - since.0))),
+            Some(since) => format!(
+                "{tier_words} of {}",
+                tenure_human(Millis(f.detected_at.0 - since.0))
+            ),
             None => tier_words,
         };
         let offer = if comp_kind == "apology" {
@@ -103,9 +139,21 @@ impl Policy {
         } else {
             format!("{comp_kind} {comp_amount:.2} {}", f.currency)
         };
-        let contact = if supervisor { "supervisor call" } else { "call" };
-        let at_stake = if f.amount_at_stake > 0.0 { format!(", {:.2} {} at stake", f.amount_at_stake, f.currency) } else { String::new() };
-        let facts = format!("{what}, cause {}{at_stake}, {} severity", f.cause.as_str(), f.severity.as_str());
+        let contact = if supervisor {
+            "supervisor call"
+        } else {
+            "call"
+        };
+        let at_stake = if f.amount_at_stake > 0.0 {
+            format!(", {:.2} {} at stake", f.amount_at_stake, f.currency)
+        } else {
+            String::new()
+        };
+        let facts = format!(
+            "{what}, cause {}{at_stake}, {} severity",
+            f.cause.as_str(),
+            f.severity.as_str()
+        );
         let head = if f.failures_on_incident > 1 {
             format!(
                 "{} failure on {} ({} incident in {}; {facts})",
@@ -115,9 +163,16 @@ impl Policy {
                 f.repeat_window.human()
             )
         } else {
-            format!("{} failure in {} ({facts})", ordinal(f.failure_count), f.repeat_window.human())
+            format!(
+                "{} failure in {} ({facts})",
+                ordinal(f.failure_count),
+                f.repeat_window.human()
+            )
         };
-        let explanation = format!("{head} for {tenure}: {offer} and {contact} within {}.", Millis(due_at.0 - f.last_failure_at.0).human());
+        let explanation = format!(
+            "{head} for {tenure}: {offer} and {contact} within {}.",
+            Millis(due_at.0 - f.last_failure_at.0).human()
+        );
         Response {
             relationship: tier,
             priority,
@@ -130,8 +185,20 @@ impl Policy {
     }
 }
 
-fn action(step: u32, kind: ActionKind, description: String, compensation: Option<Compensation>, due_at: Option<String>) -> Action {
-    Action { step, kind, description, compensation, due_at }
+fn action(
+    step: u32,
+    kind: ActionKind,
+    description: String,
+    compensation: Option<Compensation>,
+    due_at: Option<String>,
+) -> Action {
+    Action {
+        step,
+        kind,
+        description,
+        compensation,
+        due_at,
+    }
 }
 
 /// `delivery_failed` -> `delivery failed`.
@@ -142,11 +209,15 @@ pub fn humanize(t: &str) -> String {
 fn fix_for(event_type: &str, touchpoint: &str) -> String {
     match event_type {
         "delivery_failed" => "re-dispatch the order and confirm a delivery slot".into(),
-        "payment_declined" => "check the payment set-up, correct any error on our side and retry".into(),
+        "payment_declined" => {
+            "check the payment set-up, correct any error on our side and retry".into()
+        }
         "order_cancelled" => "reinstate the order or find a replacement".into(),
         "invoice_disputed" => "correct the invoice and send the corrected copy".into(),
         "refund_failed" => "re-issue the refund and confirm it has been paid".into(),
-        "ticket_reopened" => "find the root cause the first answer missed and close it for good".into(),
+        "ticket_reopened" => {
+            "find the root cause the first answer missed and close it for good".into()
+        }
         "call_abandoned" => "call the customer back and answer the open question".into(),
         "visit_missed" => "book the technician visit at the customer's earliest convenience".into(),
         "survey_answered" => "read the customer's feedback and put right what they name".into(),
@@ -185,14 +256,19 @@ fn tenure_human(t: Millis) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ordinals() {
-        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101].iter().map(|n| ordinal(*n)).collect();
-        assert_eq!(got, ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]);
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101]
+            .iter()
+            .map(|n| ordinal(*n))
+            .collect();
+        assert_eq!(
+            got,
+            ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+        );
     }
 }

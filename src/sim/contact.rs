@@ -6,7 +6,9 @@
 //! ticket is reopened. Survey scores are lower after failures.
 
 use super::event::*;
-use super::journey::{Gen, T_ACCOUNT, T_DELIVERY, T_INVOICE, T_ORDER, T_PAYMENT, T_PRODUCT, T_REFUND};
+use super::journey::{
+    Gen, T_ACCOUNT, T_DELIVERY, T_INVOICE, T_ORDER, T_PAYMENT, T_PRODUCT, T_REFUND,
+};
 use crate::domain::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// What the steps of one phone contact share.
@@ -33,7 +35,11 @@ impl Gen<'_> {
         let mut phone = self.rng.chance(0.45);
         let p_repeat = 0.2 + 0.05 * f64::from(failures.min(3));
         for n in 0..3 {
-            let end = if phone { self.call(j, t, topic) } else { self.ticket(j, t, topic) };
+            let end = if phone {
+                self.call(j, t, topic)
+            } else {
+                self.ticket(j, t, topic)
+            };
             if n == 2 {
                 t = end;
                 break;
@@ -56,7 +62,9 @@ impl Gen<'_> {
 
     /// A question unrelated to any failure: a ticket with its own reference, or a call.
     pub(crate) fn question(&mut self, t: i64) {
-        const TOPICS: [u8; 7] = [T_ORDER, T_ACCOUNT, T_PRODUCT, T_PAYMENT, T_INVOICE, T_DELIVERY, T_REFUND];
+        const TOPICS: [u8; 7] = [
+            T_ORDER, T_ACCOUNT, T_PRODUCT, T_PAYMENT, T_INVOICE, T_DELIVERY, T_REFUND,
+        ];
         let topic = TOPICS[self.rng.weighted(&[0.25, 0.25, 0.2, 0.08, 0.08, 0.1, 0.04])];
         let (j, end) = if self.rng.chance(0.5) {
             let j = self.journey(RefKind::Ticket);
@@ -75,7 +83,11 @@ impl Gen<'_> {
     pub(crate) fn ticket(&mut self, j: u32, t: i64, topic: u8) -> i64 {
         let via = self.rng.weighted(&[0.5, 0.3, 0.2]) as u8;
         // Most people write during the day; a few at night.
-        let t = if self.rng.chance(0.85) { self.business(t, 7, 23) } else { t };
+        let t = if self.rng.chance(0.85) {
+            self.business(t, 7, 23)
+        } else {
+            t
+        };
         let step = |g: &mut Self, kind: Kind, t: i64| {
             let mut e = g.ev(kind, t, j);
             e.a = via;
@@ -85,7 +97,11 @@ impl Gen<'_> {
         let e = step(self, Kind::TicketOpened, t);
         self.push(e);
         let slow = self.rng.chance(0.08);
-        let wait = if slow { self.rng.between(20 * HOUR_MS, 60 * HOUR_MS) } else { self.rng.skewed(5 * MINUTE_MS, 8 * HOUR_MS) };
+        let wait = if slow {
+            self.rng.between(20 * HOUR_MS, 60 * HOUR_MS)
+        } else {
+            self.rng.skewed(5 * MINUTE_MS, 8 * HOUR_MS)
+        };
         let t_reply = self.business(t + wait, 7, 21);
         let e = step(self, Kind::AgentReplied, t_reply);
         self.push(e);
@@ -171,7 +187,11 @@ impl Gen<'_> {
 
     /// A survey answer, CSAT 1..5: mostly 4-5, mostly 1-2 after failures.
     pub(crate) fn survey(&mut self, j: u32, t: i64, failures: u32, kind: u8) {
-        let weights: [f64; 5] = if failures > 0 { [0.3, 0.28, 0.2, 0.14, 0.08] } else { [0.03, 0.05, 0.12, 0.35, 0.45] };
+        let weights: [f64; 5] = if failures > 0 {
+            [0.3, 0.28, 0.2, 0.14, 0.08]
+        } else {
+            [0.03, 0.05, 0.12, 0.35, 0.45]
+        };
         let mut e = self.ev(Kind::SurveyAnswered, t, j);
         e.score = 1 + self.rng.weighted(&weights) as u8;
         e.a = kind;

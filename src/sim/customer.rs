@@ -62,7 +62,11 @@ impl Segment {
         let eur = rng.log_normal(median, sigma).clamp(2.0, cap);
         // Shop prices end in .x9 or .x0 more often than not; the detail only adds realism.
         let cents = (eur * 100.0).round() as u32;
-        if rng.chance(0.6) { cents - cents % 10 + 9 } else { cents - cents % 10 }
+        if rng.chance(0.6) {
+            cents - cents % 10 + 9
+        } else {
+            cents - cents % 10
+        }
     }
 
     /// Payment methods with their weights.
@@ -127,7 +131,10 @@ impl Customer {
             Segment::Smb => (7_500.0, 0.9),
             Segment::Enterprise => (85_000.0, 1.0),
         };
-        let annual_value = rng.log_normal(median, sigma).clamp(20.0, 5_000_000.0).round();
+        let annual_value = rng
+            .log_normal(median, sigma)
+            .clamp(20.0, 5_000_000.0)
+            .round();
         let activity = rng.log_normal(0.8, 0.6).min(6.0);
         let effort = 0.5 + rng.f64();
         Customer {
@@ -148,20 +155,37 @@ mod tests {
 
     #[test]
     fn customers_are_mixed_and_well_formed() {
-        let start = EventTime::parse("2026-11-21T00:00:00Z").map(|t| t.0).unwrap_or_default();
-        let cs: Vec<Customer> = (0..3000).map(|i| Customer::generate(i, start, &mut Rng::stream(1, 2, i as u64))).collect();
+        let start = EventTime::parse("2026-11-21T00:00:00Z")
+            .map(|t| t.0)
+            .unwrap_or_default();
+        let cs: Vec<Customer> = (0..3000)
+            .map(|i| Customer::generate(i, start, &mut Rng::stream(1, 2, i as u64)))
+            .collect();
         assert_eq!(&*cs[41].id, "c-000042");
-        let share = |s: Segment| cs.iter().filter(|c| c.segment == s).count() as f64 / cs.len() as f64;
+        let share =
+            |s: Segment| cs.iter().filter(|c| c.segment == s).count() as f64 / cs.len() as f64;
         assert!((share(Segment::Consumer) - 0.75).abs() < 0.04);
         assert!(share(Segment::Enterprise) > 0.02);
         let mean = |s: Segment| {
-            let v: Vec<f64> = cs.iter().filter(|c| c.segment == s).map(|c| c.annual_value).collect();
+            let v: Vec<f64> = cs
+                .iter()
+                .filter(|c| c.segment == s)
+                .map(|c| c.annual_value)
+                .collect();
             v.iter().sum::<f64>() / v.len() as f64
         };
-        assert!(mean(Segment::Enterprise) > 5.0 * mean(Segment::Smb) && mean(Segment::Smb) > 5.0 * mean(Segment::Consumer));
-        let years: Vec<i64> = cs.iter().filter_map(|c| c.since[..4].parse().ok()).collect();
+        assert!(
+            mean(Segment::Enterprise) > 5.0 * mean(Segment::Smb)
+                && mean(Segment::Smb) > 5.0 * mean(Segment::Consumer)
+        );
+        let years: Vec<i64> = cs
+            .iter()
+            .filter_map(|c| c.since[..4].parse().ok())
+            .collect();
         assert_eq!(years.len(), cs.len());
         assert!(years.contains(&2026) && years.iter().any(|y| *y < 2010));
-        assert!(cs.iter().all(|c| EventTime::parse(&c.since).map(|t| t.0 <= start).unwrap_or(false)));
+        assert!(cs.iter().all(|c| EventTime::parse(&c.since)
+            .map(|t| t.0 <= start)
+            .unwrap_or(false)));
     }
 }

@@ -92,7 +92,16 @@ impl Kind {
 
     pub(crate) fn is_failure(self) -> bool {
         use Kind::*;
-        matches!(self, OrderCancelled | PaymentDeclined | InvoiceDisputed | RefundFailed | DeliveryFailed | TicketReopened | CallAbandoned)
+        matches!(
+            self,
+            OrderCancelled
+                | PaymentDeclined
+                | InvoiceDisputed
+                | RefundFailed
+                | DeliveryFailed
+                | TicketReopened
+                | CallAbandoned
+        )
     }
 
     /// `failure` for failure steps; `neutral` for contacts, requests and surveys (they report,
@@ -175,15 +184,19 @@ impl Ev {
 }
 
 pub(crate) const STOREFRONTS: [&str; 5] = ["web", "app", "phone", "sales_rep", "edi"];
-pub(crate) const PAYMENT_METHODS: [&str; 5] = ["card", "paypal", "sepa_debit", "invoice", "bank_transfer"];
+pub(crate) const PAYMENT_METHODS: [&str; 5] =
+    ["card", "paypal", "sepa_debit", "invoice", "bank_transfer"];
 pub(crate) const CARRIERS: [&str; 5] = ["dhl", "ups", "dpd", "gls", "postnl"];
 pub(crate) const WAREHOUSES: [&str; 3] = ["ams-1", "fra-2", "mad-1"];
 pub(crate) const TICKET_VIA: [&str; 3] = ["email", "chat", "web_form"];
-pub(crate) const TOPICS: [&str; 7] = ["delivery", "payment", "invoice", "refund", "order", "account", "product"];
+pub(crate) const TOPICS: [&str; 7] = [
+    "delivery", "payment", "invoice", "refund", "order", "account", "product",
+];
 pub(crate) const QUEUES: [&str; 4] = ["general", "billing", "shipping", "sales"];
 pub(crate) const INVOICE_DELIVERY: [&str; 3] = ["email", "portal", "post"];
 pub(crate) const SURVEYS: [&str; 2] = ["csat_order", "csat_contact"];
-pub(crate) const REFUND_REASONS: [&str; 4] = ["return", "failed_delivery", "dispute", "cancellation"];
+pub(crate) const REFUND_REASONS: [&str; 4] =
+    ["return", "failed_delivery", "dispute", "cancellation"];
 
 /// Failure reasons with the cause they belong to (index into [`CAUSES`]), per failure type.
 pub(crate) const DECLINE_CODES: [(&str, u8); 6] = [
@@ -203,11 +216,26 @@ pub(crate) const DELIVERY_FAILURES: [(&str, u8); 7] = [
     ("carrier_strike", 2),
     ("parcel_lost", 3),
 ];
-pub(crate) const CANCEL_REASONS: [(&str, u8); 5] =
-    [("out_of_stock", 1), ("pricing_error", 1), ("payment_failed", 2), ("customer_request", 2), ("fraud_check", 3)];
-pub(crate) const DISPUTE_REASONS: [(&str, u8); 5] =
-    [("charged_twice", 1), ("wrong_amount", 1), ("not_delivered", 1), ("bank_chargeback", 2), ("unrecognised_charge", 3)];
-pub(crate) const REFUND_FAILURES: [(&str, u8); 4] = [("system_error", 1), ("bank_rejected", 2), ("account_closed", 2), ("timeout", 3)];
+pub(crate) const CANCEL_REASONS: [(&str, u8); 5] = [
+    ("out_of_stock", 1),
+    ("pricing_error", 1),
+    ("payment_failed", 2),
+    ("customer_request", 2),
+    ("fraud_check", 3),
+];
+pub(crate) const DISPUTE_REASONS: [(&str, u8); 5] = [
+    ("charged_twice", 1),
+    ("wrong_amount", 1),
+    ("not_delivered", 1),
+    ("bank_chargeback", 2),
+    ("unrecognised_charge", 3),
+];
+pub(crate) const REFUND_FAILURES: [(&str, u8); 4] = [
+    ("system_error", 1),
+    ("bank_rejected", 2),
+    ("account_closed", 2),
+    ("timeout", 3),
+];
 
 /// Scratch buffers reused from one event to the next while writing.
 #[derive(Default)]
@@ -258,7 +286,8 @@ pub(crate) fn write_json(
         event_type: Some(Cow::Borrowed(event_type)),
         outcome: Some(Cow::Borrowed(ev.kind.outcome())),
         reference: (!s.reference.is_empty()).then_some(Cow::Borrowed(&s.reference)),
-        cause: (ev.cause != CAUSE_NONE).then(|| Cow::Borrowed(CAUSES[usize::from(ev.cause) % CAUSES.len()])),
+        cause: (ev.cause != CAUSE_NONE)
+            .then(|| Cow::Borrowed(CAUSES[usize::from(ev.cause) % CAUSES.len()])),
         amount: (ev.amount_cents > 0).then(|| f64::from(ev.amount_cents) / 100.0),
         currency: (ev.amount_cents > 0).then_some(Cow::Borrowed("EUR")),
         expected_by: (!s.expected_by.is_empty()).then_some(Cow::Borrowed(&s.expected_by)),
@@ -288,9 +317,18 @@ fn attributes<'a>(ev: &Ev, number: &'a str, invoice: &'a str) -> Vec<(Cow<'a, st
     let num = |k: &'static str| (Cow::Borrowed(k), Cow::Borrowed(number));
     match ev.kind {
         OrderPlaced => vec![b("storefront", get(&STOREFRONTS, ev.a)), num("items")],
-        OrderCancelled => vec![b("storefront", get(&STOREFRONTS, ev.a)), b("reason", reason(&CANCEL_REASONS, ev.b))],
-        PaymentAuthorized => vec![b("payment_method", get(&PAYMENT_METHODS, ev.a)), num("attempt")],
-        PaymentDeclined => vec![b("payment_method", get(&PAYMENT_METHODS, ev.a)), b("decline_code", reason(&DECLINE_CODES, ev.b))],
+        OrderCancelled => vec![
+            b("storefront", get(&STOREFRONTS, ev.a)),
+            b("reason", reason(&CANCEL_REASONS, ev.b)),
+        ],
+        PaymentAuthorized => vec![
+            b("payment_method", get(&PAYMENT_METHODS, ev.a)),
+            num("attempt"),
+        ],
+        PaymentDeclined => vec![
+            b("payment_method", get(&PAYMENT_METHODS, ev.a)),
+            b("decline_code", reason(&DECLINE_CODES, ev.b)),
+        ],
         InvoiceSent | InvoiceDisputed => {
             let mut v = vec![if ev.kind == InvoiceSent {
                 b("delivery", get(&INVOICE_DELIVERY, ev.a))
@@ -302,13 +340,29 @@ fn attributes<'a>(ev: &Ev, number: &'a str, invoice: &'a str) -> Vec<(Cow<'a, st
             }
             v
         }
-        RefundIssued => vec![b("payment_method", get(&PAYMENT_METHODS, ev.a)), b("reason", get(&REFUND_REASONS, ev.b))],
-        RefundFailed => vec![b("payment_method", get(&PAYMENT_METHODS, ev.a)), b("reason", reason(&REFUND_FAILURES, ev.b))],
-        OrderShipped => vec![b("carrier", get(&CARRIERS, ev.a)), b("warehouse", get(&WAREHOUSES, ev.b))],
+        RefundIssued => vec![
+            b("payment_method", get(&PAYMENT_METHODS, ev.a)),
+            b("reason", get(&REFUND_REASONS, ev.b)),
+        ],
+        RefundFailed => vec![
+            b("payment_method", get(&PAYMENT_METHODS, ev.a)),
+            b("reason", reason(&REFUND_FAILURES, ev.b)),
+        ],
+        OrderShipped => vec![
+            b("carrier", get(&CARRIERS, ev.a)),
+            b("warehouse", get(&WAREHOUSES, ev.b)),
+        ],
         DeliveryScheduled | Delivered => vec![b("carrier", get(&CARRIERS, ev.a)), num("attempt")],
-        DeliveryFailed => vec![b("carrier", get(&CARRIERS, ev.a)), b("reason", reason(&DELIVERY_FAILURES, ev.b)), num("attempt")],
+        DeliveryFailed => vec![
+            b("carrier", get(&CARRIERS, ev.a)),
+            b("reason", reason(&DELIVERY_FAILURES, ev.b)),
+            num("attempt"),
+        ],
         TicketOpened | AgentReplied | TicketResolved | TicketReopened => {
-            vec![b("via", get(&TICKET_VIA, ev.a)), b("topic", get(&TOPICS, ev.b))]
+            vec![
+                b("via", get(&TICKET_VIA, ev.a)),
+                b("topic", get(&TOPICS, ev.b)),
+            ]
         }
         CallReceived | CallAbandoned => vec![b("queue", get(&QUEUES, ev.a)), num("wait_s")],
         CallbackRequested | CallbackMade => vec![b("queue", get(&QUEUES, ev.a))],

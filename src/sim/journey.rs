@@ -20,8 +20,8 @@ pub(crate) const LEAD_IN_MS: i64 = 6 * DAY_MS;
 /// Relative activity by hour of day (UTC; customers in Europe): quiet at night, busy from late
 /// morning to evening. The peak is 1.0.
 const HOURLY: [f64; 24] = [
-    0.18, 0.1, 0.06, 0.05, 0.05, 0.08, 0.2, 0.42, 0.67, 0.83, 0.92, 0.95, 1.0, 0.95, 0.88, 0.85, 0.85, 0.88, 0.95, 1.0, 0.97,
-    0.8, 0.55, 0.32,
+    0.18, 0.1, 0.06, 0.05, 0.05, 0.08, 0.2, 0.42, 0.67, 0.83, 0.92, 0.95, 1.0, 0.95, 0.88, 0.85,
+    0.85, 0.88, 0.95, 1.0, 0.97, 0.8, 0.55, 0.32,
 ];
 
 /// Topic indices into [`TOPICS`].
@@ -117,7 +117,13 @@ impl Gen<'_> {
     pub(crate) fn reason(&mut self, table: &[(&str, u8)], cause: u8) -> u8 {
         let n = table.iter().filter(|r| r.1 == cause).count() as u64;
         let k = self.rng.below(n) as usize;
-        table.iter().enumerate().filter(|(_, r)| r.1 == cause).nth(k).map(|(i, _)| i as u8).unwrap_or(0)
+        table
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.1 == cause)
+            .nth(k)
+            .map(|(i, _)| i as u8)
+            .unwrap_or(0)
     }
 
     /// A time in [from, to) that follows the daily shape of customer activity.
@@ -169,7 +175,14 @@ impl Gen<'_> {
         let mut failures = 0u32;
         let mut method = self.rng.weighted(seg.payment_methods()) as u8;
         let mut t = t0 + self.rng.between(2 * SECOND_MS, 90 * SECOND_MS);
-        if !self.pay(j, &mut t, &mut method, cents, (MINUTE_MS, 3 * HOUR_MS), &mut failures) {
+        if !self.pay(
+            j,
+            &mut t,
+            &mut method,
+            cents,
+            (MINUTE_MS, 3 * HOUR_MS),
+            &mut failures,
+        ) {
             // Never paid: the order lapses. Company-caused only when the gateway was at fault.
             t += self.rng.between(20 * MINUTE_MS, 6 * HOUR_MS);
             let mut c = self.ev(Kind::OrderCancelled, t, j);
@@ -204,7 +217,11 @@ impl Gen<'_> {
         // Dispatch: usually well within the promise; sometimes days late (a missed promise
         // with no failure event: the engine has to notice the absence).
         let late = self.rng.chance(self.f() * 0.5);
-        let wait = if late { self.rng.between(50 * HOUR_MS, 90 * HOUR_MS) } else { self.rng.skewed(40 * MINUTE_MS, 36 * HOUR_MS) };
+        let wait = if late {
+            self.rng.between(50 * HOUR_MS, 90 * HOUR_MS)
+        } else {
+            self.rng.skewed(40 * MINUTE_MS, 36 * HOUR_MS)
+        };
         let t_ship = self.business(t + wait, 6, 22);
         if late {
             failures += 1;
@@ -229,7 +246,11 @@ impl Gen<'_> {
         let before = failures;
         let (t_end, delivered) = self.deliver(j, t_ship, carrier, method, cents, &mut failures);
         let delivery_failed = failures > before;
-        let p_dispute = if delivery_failed { 0.15 } else { self.f() * 0.4 };
+        let p_dispute = if delivery_failed {
+            0.15
+        } else {
+            self.f() * 0.4
+        };
         if self.rng.chance(p_dispute) {
             let td = t_end + self.rng.skewed(2 * HOUR_MS, 4 * DAY_MS);
             self.dispute(j, td, method, cents, delivery_failed, &mut failures);
@@ -247,7 +268,15 @@ impl Gen<'_> {
 
     /// Payment attempts at `*t` (a declined payment is retried after `retry_gap`, perhaps with
     /// another method). Returns whether the payment was authorised; `*t` is the last attempt.
-    fn pay(&mut self, j: u32, t: &mut i64, method: &mut u8, cents: u32, retry_gap: (i64, i64), failures: &mut u32) -> bool {
+    fn pay(
+        &mut self,
+        j: u32,
+        t: &mut i64,
+        method: &mut u8,
+        cents: u32,
+        retry_gap: (i64, i64),
+        failures: &mut u32,
+    ) -> bool {
         for attempt in 1..=3u16 {
             if self.rng.chance(self.f() * 1.25) {
                 let mut d = self.ev(Kind::PaymentDeclined, *t, j);
@@ -280,10 +309,22 @@ impl Gen<'_> {
 
     /// Scheduling and delivery attempts (up to three). Returns when it ended and whether the
     /// parcel was delivered; a parcel that never arrives is refunded.
-    fn deliver(&mut self, j: u32, t_ship: i64, carrier: u8, method: u8, cents: u32, failures: &mut u32) -> (i64, bool) {
+    fn deliver(
+        &mut self,
+        j: u32,
+        t_ship: i64,
+        carrier: u8,
+        method: u8,
+        cents: u32,
+        failures: &mut u32,
+    ) -> (i64, bool) {
         let mut t = t_ship + self.rng.skewed(20 * MINUTE_MS, 5 * HOUR_MS);
         for attempt in 1..=3u16 {
-            let transit = if attempt == 1 { 1 + self.rng.weighted(&[0.55, 0.35, 0.1]) as i64 } else { 1 };
+            let transit = if attempt == 1 {
+                1 + self.rng.weighted(&[0.55, 0.35, 0.1]) as i64
+            } else {
+                1
+            };
             let day = t.div_euclid(DAY_MS) + transit;
             let promised = day * DAY_MS + 18 * HOUR_MS;
             let mut s = self.ev(Kind::DeliveryScheduled, t, j);
@@ -292,7 +333,10 @@ impl Gen<'_> {
             s.n = attempt;
             self.push(s);
             let late = self.rng.chance(self.f() * 0.4);
-            let t_try = day * DAY_MS + 8 * HOUR_MS + self.rng.between(0, 10 * HOUR_MS) + if late { DAY_MS } else { 0 };
+            let t_try = day * DAY_MS
+                + 8 * HOUR_MS
+                + self.rng.between(0, 10 * HOUR_MS)
+                + if late { DAY_MS } else { 0 };
             if self.rng.chance(self.f() * 1.75) {
                 let mut fl = self.ev(Kind::DeliveryFailed, t_try, j);
                 fl.cause = self.cause([0.62, 0.28, 0.1]);
@@ -327,7 +371,15 @@ impl Gen<'_> {
     }
 
     /// An invoice dispute, often after a delivery failure, usually settled with a refund.
-    fn dispute(&mut self, j: u32, t: i64, method: u8, cents: u32, after_delivery_failure: bool, failures: &mut u32) {
+    fn dispute(
+        &mut self,
+        j: u32,
+        t: i64,
+        method: u8,
+        cents: u32,
+        after_delivery_failure: bool,
+        failures: &mut u32,
+    ) {
         let t = self.business(t, 7, 22);
         let mut d = self.ev(Kind::InvoiceDisputed, t, j);
         if after_delivery_failure {
@@ -387,9 +439,20 @@ impl Gen<'_> {
             self.dispute(j, td, M_BANK_TRANSFER, cents, false, &mut failures);
             return;
         }
-        let mut method = if self.rng.chance(0.5) { M_SEPA_DEBIT } else { M_BANK_TRANSFER };
+        let mut method = if self.rng.chance(0.5) {
+            M_SEPA_DEBIT
+        } else {
+            M_BANK_TRANSFER
+        };
         let delay = self.rng.between(DAY_MS, 6 * DAY_MS);
         let mut tp = self.business(t + delay, 6, 20);
-        self.pay(j, &mut tp, &mut method, cents, (DAY_MS, 3 * DAY_MS), &mut failures);
+        self.pay(
+            j,
+            &mut tp,
+            &mut method,
+            cents,
+            (DAY_MS, 3 * DAY_MS),
+            &mut failures,
+        );
     }
 }

@@ -85,7 +85,10 @@ impl SimConfig {
     pub fn for_events(events: usize) -> SimConfig {
         let cfg = SimConfig::default();
         let per_customer = EVENTS_PER_CUSTOMER_DAY * cfg.duration.0 as f64 / DAY_MS as f64;
-        SimConfig { customers: ((events as f64 / per_customer).round() as usize).max(1), ..cfg }
+        SimConfig {
+            customers: ((events as f64 / per_customer).round() as usize).max(1),
+            ..cfg
+        }
     }
 
     /// Roughly how many distinct events this configuration generates.
@@ -146,7 +149,11 @@ pub struct Simulator {
 }
 
 fn rate(x: f64) -> f64 {
-    if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(0.0, 1.0)
+    }
 }
 
 impl Simulator {
@@ -162,7 +169,15 @@ impl Simulator {
         for i in 0..cfg.customers {
             let mut rng = Rng::stream(cfg.seed, STREAM_CUSTOMERS, i as u64);
             let cust = Customer::generate(i, window.start, &mut rng);
-            Gen { rng, window, index: i as u32, cust: &cust, out: &mut events, journeys: &mut kinds }.run();
+            Gen {
+                rng,
+                window,
+                index: i as u32,
+                cust: &cust,
+                out: &mut events,
+                journeys: &mut kinds,
+            }
+            .run();
             customers.push(cust);
         }
         // Stable: ties keep generation order, which is itself deterministic.
@@ -181,10 +196,17 @@ impl Simulator {
             }
         }
 
-        let mut stats = SimStats { customers: cfg.customers, events: events.len(), ..SimStats::default() };
+        let mut stats = SimStats {
+            customers: cfg.customers,
+            events: events.len(),
+            ..SimStats::default()
+        };
         let deliveries = delivery_order(&cfg, &events, &mut stats);
         stats.failures = events.iter().filter(|e| e.kind.is_failure()).count();
-        stats.detractors = events.iter().filter(|e| e.score > 0 && e.score <= 2).count();
+        stats.detractors = events
+            .iter()
+            .filter(|e| e.score > 0 && e.score <= 2)
+            .count();
         let mut latest = i64::MIN;
         for d in &deliveries {
             let t = events[d.event as usize].t;
@@ -195,7 +217,14 @@ impl Simulator {
         }
         stats.poison = deliveries.len().checked_div(cfg.poison_every).unwrap_or(0);
         stats.records = deliveries.len() + stats.poison;
-        Simulator { cfg, customers, events, journeys, deliveries, stats }
+        Simulator {
+            cfg,
+            customers,
+            events,
+            journeys,
+            deliveries,
+            stats,
+        }
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -224,7 +253,11 @@ impl Simulator {
 
     /// The same records as [`Simulator::records`], made one at a time.
     pub fn iter(&self) -> Records<'_> {
-        Records { sim: self, slots: self.slots(), scratch: Scratch::default() }
+        Records {
+            sim: self,
+            slots: self.slots(),
+            scratch: Scratch::default(),
+        }
     }
 
     /// Writes one payload per line and returns the number of records written. Buffers
@@ -237,7 +270,9 @@ impl Simulator {
         for slot in self.slots() {
             buf.clear();
             match slot {
-                Slot::Event(i) => self.payload(i, &mut scratch, &mut buf).map_err(io::Error::other)?,
+                Slot::Event(i) => self
+                    .payload(i, &mut scratch, &mut buf)
+                    .map_err(io::Error::other)?,
                 Slot::Poison { kind, seq, .. } => buf = poison_payload(kind, seq),
             }
             buf.push(b'\n');
@@ -249,14 +284,32 @@ impl Simulator {
     }
 
     fn slots(&self) -> Slots<'_> {
-        Slots { deliveries: &self.deliveries, pos: 0, since_poison: 0, seq: 0, every: self.cfg.poison_every, last: None }
+        Slots {
+            deliveries: &self.deliveries,
+            pos: 0,
+            since_poison: 0,
+            seq: 0,
+            every: self.cfg.poison_every,
+            last: None,
+        }
     }
 
     /// The JSON of event `i` (no newline).
     fn payload(&self, i: u32, scratch: &mut Scratch, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let ev = &self.events[i as usize];
-        let reference = self.journeys.get(ev.journey as usize).filter(|_| ev.journey != NO_JOURNEY).copied();
-        event::write_json(ev, u64::from(i) + 1, reference, &self.customers[ev.customer as usize], scratch, out)
+        let reference = self
+            .journeys
+            .get(ev.journey as usize)
+            .filter(|_| ev.journey != NO_JOURNEY)
+            .copied();
+        event::write_json(
+            ev,
+            u64::from(i) + 1,
+            reference,
+            &self.customers[ev.customer as usize],
+            scratch,
+            out,
+        )
     }
 }
 
@@ -271,24 +324,38 @@ fn delivery_order(cfg: &SimConfig, events: &[Ev], stats: &mut SimStats) -> Vec<D
             stats.displaced += 1;
             // Most stragglers are seconds to two minutes late (retries, slow producers); a few
             // sat in a buffer for up to an hour.
-            at += if rng.chance(0.85) { rng.between(2 * SECOND_MS, 2 * MINUTE_MS) } else { rng.between(2 * MINUTE_MS, 60 * MINUTE_MS) };
+            at += if rng.chance(0.85) {
+                rng.between(2 * SECOND_MS, 2 * MINUTE_MS)
+            } else {
+                rng.between(2 * MINUTE_MS, 60 * MINUTE_MS)
+            };
         }
         plan.push((at, i as u32, false));
         if rng.chance(dup) {
             stats.duplicates += 1;
             // A producer retry lands right behind the original; a replay after a rebalance,
             // minutes later.
-            let again = if rng.chance(0.7) { rng.between(0, 2 * SECOND_MS) } else { rng.between(MINUTE_MS, 10 * MINUTE_MS) };
+            let again = if rng.chance(0.7) {
+                rng.between(0, 2 * SECOND_MS)
+            } else {
+                rng.between(MINUTE_MS, 10 * MINUTE_MS)
+            };
             plan.push((at + again, i as u32, true));
         }
     }
     plan.sort_unstable();
-    plan.into_iter().map(|(_, event, _)| Delivery { event }).collect()
+    plan.into_iter()
+        .map(|(_, event, _)| Delivery { event })
+        .collect()
 }
 
 enum Slot {
     Event(u32),
-    Poison { kind: PoisonKind, seq: u64, after: Option<u32> },
+    Poison {
+        kind: PoisonKind,
+        seq: u64,
+        after: Option<u32>,
+    },
 }
 
 /// Walks the delivery order, inserting a poison record after every `every` events.
@@ -309,7 +376,11 @@ impl Iterator for Slots<'_> {
             self.since_poison = 0;
             self.seq += 1;
             let kind = PoisonKind::ALL[((self.seq - 1) % PoisonKind::ALL.len() as u64) as usize];
-            return Some(Slot::Poison { kind, seq: self.seq, after: self.last });
+            return Some(Slot::Poison {
+                kind,
+                seq: self.seq,
+                after: self.last,
+            });
         }
         let d = self.deliveries.get(self.pos)?;
         self.pos += 1;
@@ -346,7 +417,9 @@ impl Iterator for Records<'_> {
         };
         let ev = event.and_then(|i| sim.events.get(i as usize));
         Some(SimRecord {
-            key: ev.map(|e| sim.customers[e.customer as usize].id.as_bytes().to_vec()).unwrap_or_else(|| b"c-000000".to_vec()),
+            key: ev
+                .map(|e| sim.customers[e.customer as usize].id.as_bytes().to_vec())
+                .unwrap_or_else(|| b"c-000000".to_vec()),
             payload,
             occurred_at: ev.map(|e| EventTime(e.t)).unwrap_or(sim.cfg.start),
             poison,
@@ -356,7 +429,9 @@ impl Iterator for Records<'_> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let s = &self.slots;
         let events_left = s.deliveries.len() - s.pos;
-        let poison_left = (s.since_poison + events_left).checked_div(s.every).unwrap_or(0);
+        let poison_left = (s.since_poison + events_left)
+            .checked_div(s.every)
+            .unwrap_or(0);
         (events_left + poison_left, Some(events_left + poison_left))
     }
 }

@@ -56,7 +56,9 @@ impl PoisonKind {
     pub fn expected_reason(self) -> &'static str {
         match self {
             PoisonKind::InvalidJson | PoisonKind::InvalidUtf8 | PoisonKind::WrongType => "decode",
-            PoisonKind::MissingField | PoisonKind::UnknownEnum | PoisonKind::BadTimestamp => "validation",
+            PoisonKind::MissingField | PoisonKind::UnknownEnum | PoisonKind::BadTimestamp => {
+                "validation"
+            }
             PoisonKind::Oversize => "too_large",
         }
     }
@@ -65,7 +67,12 @@ impl PoisonKind {
 /// The bad payload of the given kind; `seq` varies the ids and times so that poison records
 /// are distinct from each other. Deterministic.
 pub fn poison_payload(kind: PoisonKind, seq: u64) -> Vec<u8> {
-    let at = EventTime(EventTime::parse("2026-11-21T12:00:00Z").map(|t| t.0).unwrap_or(0) + (seq % 86_400) as i64 * SECOND_MS);
+    let at = EventTime(
+        EventTime::parse("2026-11-21T12:00:00Z")
+            .map(|t| t.0)
+            .unwrap_or(0)
+            + (seq % 86_400) as i64 * SECOND_MS,
+    );
     let occurred_at = at.to_string();
     let customer_id = format!("c-{:06}", seq % 1_000 + 1);
     let mut p = Parts {

@@ -191,7 +191,11 @@ pub(crate) fn ln(x: f64) -> f64 {
         return x;
     }
     // Subnormals: scale into the normal range first.
-    let (x, adjust) = if x < f64::MIN_POSITIVE { (x * 18_014_398_509_481_984.0, 54.0 * LN_2) } else { (x, 0.0) };
+    let (x, adjust) = if x < f64::MIN_POSITIVE {
+        (x * 18_014_398_509_481_984.0, 54.0 * LN_2)
+    } else {
+        (x, 0.0)
+    };
     let bits = x.to_bits();
     let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
     let mut m = f64::from_bits((bits & 0x000F_FFFF_FFFF_FFFF) | 0x3FF0_0000_0000_0000);
@@ -219,11 +223,12 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..8).map({
-            let mut r = Rng::stream(42, 1, 7);
-            move |_| r.next_u64()
-        })
-        .collect();
+        let a: Vec<u64> = (0..8)
+            .map({
+                let mut r = Rng::stream(42, 1, 7);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut r = Rng::stream(42, 1, 7);
         assert!(a.iter().all(|x| *x == r.next_u64()));
         let mut other = Rng::stream(42, 1, 8);
@@ -245,11 +250,19 @@ mod tests {
         for i in -700..700 {
             let x = f64::from(i) * 0.731 + 0.123;
             let (ours, std) = (exp(x), x.exp());
-            assert!(((ours - std) / std).abs() < 1e-14, "exp({x}): {ours} vs {std}");
+            assert!(
+                ((ours - std) / std).abs() < 1e-14,
+                "exp({x}): {ours} vs {std}"
+            );
         }
-        for x in [1e-310, 1e-300, 1e-9, 0.1, 0.5, 0.999, 1.0, 1.5, 2.0, 10.0, 12345.678, 1e200] {
+        for x in [
+            1e-310, 1e-300, 1e-9, 0.1, 0.5, 0.999, 1.0, 1.5, 2.0, 10.0, 12345.678, 1e200,
+        ] {
             let (ours, std) = (ln(x), x.ln());
-            assert!((ours - std).abs() <= 1e-14 * std.abs().max(1.0), "ln({x}): {ours} vs {std}");
+            assert!(
+                (ours - std).abs() <= 1e-14 * std.abs().max(1.0),
+                "ln({x}): {ours} vs {std}"
+            );
         }
         assert_eq!(ln(0.0), f64::NEG_INFINITY);
         assert!(ln(-1.0).is_nan());
@@ -269,7 +282,10 @@ mod tests {
         for _ in 0..n {
             counts[r.weighted(&[1.0, 2.0, 7.0])] += 1;
         }
-        assert!((f64::from(counts[2]) / f64::from(n) - 0.7).abs() < 0.02, "{counts:?}");
+        assert!(
+            (f64::from(counts[2]) / f64::from(n) - 0.7).abs() < 0.02,
+            "{counts:?}"
+        );
         assert!((0..1000).all(|_| (5..9).contains(&r.between(5, 9))));
     }
 }

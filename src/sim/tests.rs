@@ -38,7 +38,13 @@ fn decoded() -> &'static Vec<TouchpointEvent> {
 }
 
 fn small(seed: u64, poison_every: usize) -> SimConfig {
-    SimConfig { seed, customers: 150, poison_every, duplicate_rate: 0.02, ..SimConfig::default() }
+    SimConfig {
+        seed,
+        customers: 150,
+        poison_every,
+        duplicate_rate: 0.02,
+        ..SimConfig::default()
+    }
 }
 
 #[test]
@@ -59,7 +65,10 @@ fn same_config_same_bytes() {
     assert_eq!(lines.len(), records.len());
     assert_eq!(records.len(), sim.len());
     assert_eq!(sim.iter().len(), sim.len());
-    assert!(lines.iter().zip(&records).all(|(l, r)| *l == r.payload.as_slice()));
+    assert!(lines
+        .iter()
+        .zip(&records)
+        .all(|(l, r)| *l == r.payload.as_slice()));
 }
 
 #[test]
@@ -73,48 +82,91 @@ fn every_event_decodes_and_is_well_formed() {
     for (r, e) in records.iter().zip(0..) {
         let text = std::str::from_utf8(&r.payload).unwrap();
         assert!(!r.payload.contains(&b'\n'));
-        assert!((200..700).contains(&r.payload.len()), "record {e} is {} bytes: {text}", r.payload.len());
+        assert!(
+            (200..700).contains(&r.payload.len()),
+            "record {e} is {} bytes: {text}",
+            r.payload.len()
+        );
         assert!(r.occurred_at >= start && r.occurred_at < end);
-        assert!(text.contains(&format!("\"occurred_at\":\"{}\"", r.occurred_at)), "{text}");
-        assert!(text.contains(&format!("\"customer_id\":\"{}\"", String::from_utf8_lossy(&r.key))), "{text}");
+        assert!(
+            text.contains(&format!("\"occurred_at\":\"{}\"", r.occurred_at)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\"customer_id\":\"{}\"",
+                String::from_utf8_lossy(&r.key)
+            )),
+            "{text}"
+        );
     }
     let ids: HashSet<&str> = events.iter().map(|e| &*e.event_id).collect();
     assert_eq!(ids.len(), events.len());
     assert!(ids.contains("e-00000001"));
     let with_profile = events.iter().filter(|e| e.customer.is_some()).count();
-    assert!(with_profile * 10 > events.len() * 9, "{with_profile} of {}", events.len());
-    let segments: BTreeSet<&str> = events.iter().filter_map(|e| e.customer.as_ref()?.segment.as_deref()).collect();
+    assert!(
+        with_profile * 10 > events.len() * 9,
+        "{with_profile} of {}",
+        events.len()
+    );
+    let segments: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e.customer.as_ref()?.segment.as_deref())
+        .collect();
     assert_eq!(segments, BTreeSet::from(["consumer", "enterprise", "smb"]));
     let mean_size = records.iter().map(|r| r.payload.len()).sum::<usize>() / records.len();
-    assert!((300..=450).contains(&mean_size), "mean payload {mean_size} bytes");
+    assert!(
+        (300..=450).contains(&mean_size),
+        "mean payload {mean_size} bytes"
+    );
 }
 
 #[test]
 fn volume_matches_the_documented_rate() {
     let (sim, _) = day();
     let per_customer = sim.stats().events as f64 / sim.config().customers as f64;
-    assert!((per_customer / EVENTS_PER_CUSTOMER_DAY - 1.0).abs() < 0.1, "{per_customer} events per customer-day");
+    assert!(
+        (per_customer / EVENTS_PER_CUSTOMER_DAY - 1.0).abs() < 0.1,
+        "{per_customer} events per customer-day"
+    );
     let cfg = SimConfig::for_events(1_000_000);
-    assert!((cfg.expected_events() as f64 / 1e6 - 1.0).abs() < 0.01, "{cfg:?}");
+    assert!(
+        (cfg.expected_events() as f64 / 1e6 - 1.0).abs() < 0.01,
+        "{cfg:?}"
+    );
 }
 
 #[test]
 fn failures_are_a_few_percent_and_have_causes() {
     let events = decoded();
-    let failures: Vec<&TouchpointEvent> = events.iter().filter(|e| e.outcome == Outcome::Failure).collect();
-    let detractors = events.iter().filter(|e| e.score.is_some_and(|s| s <= 2.0)).count();
+    let failures: Vec<&TouchpointEvent> = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Failure)
+        .collect();
+    let detractors = events
+        .iter()
+        .filter(|e| e.score.is_some_and(|s| s <= 2.0))
+        .count();
     let share = failures.len() as f64 / events.len() as f64;
     let with_detractors = (failures.len() + detractors) as f64 / events.len() as f64;
     assert!((0.02..=0.08).contains(&share), "failure share {share}");
-    assert!((0.02..=0.08).contains(&with_detractors), "failure share with detractors {with_detractors}");
+    assert!(
+        (0.02..=0.08).contains(&with_detractors),
+        "failure share with detractors {with_detractors}"
+    );
     let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
     for f in &failures {
-        *causes.entry(f.cause.map(|c| c.as_str()).unwrap_or("none")).or_default() += 1;
+        *causes
+            .entry(f.cause.map(|c| c.as_str()).unwrap_or("none"))
+            .or_default() += 1;
     }
     let internal = causes.get("internal").copied().unwrap_or(0) as f64 / failures.len() as f64;
     assert!(!causes.contains_key("none"), "{causes:?}");
     assert!((0.45..0.75).contains(&internal), "{causes:?}");
-    assert!(causes.get("unknown").copied().unwrap_or(0) > 0 && causes.get("external").copied().unwrap_or(0) > 0);
+    assert!(
+        causes.get("unknown").copied().unwrap_or(0) > 0
+            && causes.get("external").copied().unwrap_or(0) > 0
+    );
     // Failures are followed by contacts about the same reference.
     let mut by_ref: HashMap<(&str, &str), Vec<&TouchpointEvent>> = HashMap::new();
     for e in events {
@@ -125,17 +177,32 @@ fn failures_are_a_few_percent_and_have_causes() {
     let followed = by_ref
         .values()
         .filter(|evs| {
-            let is_contact = |e: &&&TouchpointEvent| e.channel.as_str() == "service" && &*e.event_type != "survey_answered";
-            let operational_failure = |e: &&&TouchpointEvent| e.outcome == Outcome::Failure && e.channel.as_str() != "service";
-            let first = evs.iter().filter(operational_failure).map(|e| e.occurred_at).min();
+            let is_contact = |e: &&&TouchpointEvent| {
+                e.channel.as_str() == "service" && &*e.event_type != "survey_answered"
+            };
+            let operational_failure = |e: &&&TouchpointEvent| {
+                e.outcome == Outcome::Failure && e.channel.as_str() != "service"
+            };
+            let first = evs
+                .iter()
+                .filter(operational_failure)
+                .map(|e| e.occurred_at)
+                .min();
             first.is_some_and(|t| evs.iter().filter(is_contact).any(|e| e.occurred_at > t))
         })
         .count();
-    assert!(followed > 50, "{followed} failure incidents followed by a contact");
+    assert!(
+        followed > 50,
+        "{followed} failure incidents followed by a contact"
+    );
     let cross = by_ref
         .values()
         .filter(|evs| {
-            let kinds: HashSet<&str> = evs.iter().filter(|e| e.channel.as_str() == "service").map(|e| &*e.touchpoint).collect();
+            let kinds: HashSet<&str> = evs
+                .iter()
+                .filter(|e| e.channel.as_str() == "service")
+                .map(|e| &*e.touchpoint)
+                .collect();
             kinds.contains("ticket") && kinds.contains("phone")
         })
         .count();
@@ -144,25 +211,45 @@ fn failures_are_a_few_percent_and_have_causes() {
 
 #[test]
 fn all_channels_and_types_appear() {
-    let seen: BTreeSet<(String, String, String)> =
-        decoded().iter().map(|e| (e.channel.as_str().to_string(), e.touchpoint.to_string(), e.event_type.to_string())).collect();
-    let want: BTreeSet<(String, String, String)> =
-        event::Kind::ALL.iter().map(|k| k.names()).map(|(c, t, n)| (c.into(), t.into(), n.into())).collect();
+    let seen: BTreeSet<(String, String, String)> = decoded()
+        .iter()
+        .map(|e| {
+            (
+                e.channel.as_str().to_string(),
+                e.touchpoint.to_string(),
+                e.event_type.to_string(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, String, String)> = event::Kind::ALL
+        .iter()
+        .map(|k| k.names())
+        .map(|(c, t, n)| (c.into(), t.into(), n.into()))
+        .collect();
     assert_eq!(seen, want);
     let failure_types = Config::defaults().detect.failure_types;
     for e in decoded() {
         let listed = failure_types.iter().any(|t| *t == *e.event_type);
         assert_eq!(listed, e.outcome == Outcome::Failure, "{}", e.event_type);
         match &*e.event_type {
-            "survey_answered" => assert!(e.score.is_some_and(|s| (1.0..=5.0).contains(&s)) && e.outcome == Outcome::Neutral),
+            "survey_answered" => assert!(
+                e.score.is_some_and(|s| (1.0..=5.0).contains(&s)) && e.outcome == Outcome::Neutral
+            ),
             "order_placed" => {
-                assert!(e.reference.as_deref().is_some_and(|r| r.starts_with("order-")));
+                assert!(e
+                    .reference
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("order-")));
                 assert!(e.amount.is_some() && e.currency.as_deref() == Some("EUR"));
                 assert!(e.expected_by.is_some_and(|t| t > e.occurred_at));
             }
             "delivery_scheduled" => assert!(e.expected_by.is_some_and(|t| t > e.occurred_at)),
-            "order_shipped" | "delivered" | "delivery_failed" => assert!(e.attributes.iter().any(|(k, _)| &**k == "carrier")),
-            "payment_authorized" | "payment_declined" => assert!(e.attributes.iter().any(|(k, _)| &**k == "payment_method")),
+            "order_shipped" | "delivered" | "delivery_failed" => {
+                assert!(e.attributes.iter().any(|(k, _)| &**k == "carrier"))
+            }
+            "payment_authorized" | "payment_declined" => {
+                assert!(e.attributes.iter().any(|(k, _)| &**k == "payment_method"))
+            }
             _ => {}
         }
     }
@@ -196,8 +283,15 @@ fn some_records_are_late_and_some_twice() {
     }
     assert_eq!(late, sim.stats().out_of_order);
     let share = late as f64 / records.len() as f64;
-    assert!((0.005..0.03).contains(&share), "{late} late of {}", records.len());
-    assert!(late_by_minutes > 0 && late_by_minutes * 4 < late, "{late_by_minutes} of {late}");
+    assert!(
+        (0.005..0.03).contains(&share),
+        "{late} late of {}",
+        records.len()
+    );
+    assert!(
+        late_by_minutes > 0 && late_by_minutes * 4 < late,
+        "{late_by_minutes} of {late}"
+    );
     let mut counts: HashMap<&[u8], usize> = HashMap::new();
     for r in records {
         *counts.entry(&r.payload).or_default() += 1;
@@ -217,7 +311,12 @@ fn poison_kinds_dead_letter_with_their_reason() {
             assert!(!p.contains(&b'\n'), "{}", kind.name());
             assert_eq!(p, poison_payload(kind, seq));
             let err = decoder.touchpoint(&p).expect_err(kind.name());
-            assert_eq!(err.reason.as_str(), kind.expected_reason(), "{}: {err}", kind.name());
+            assert_eq!(
+                err.reason.as_str(),
+                kind.expected_reason(),
+                "{}: {err}",
+                kind.name()
+            );
         }
     }
     let text = |k| String::from_utf8_lossy(&poison_payload(k, 3)).into_owned();
@@ -233,12 +332,23 @@ fn poison_kinds_dead_letter_with_their_reason() {
 
 #[test]
 fn poison_is_interleaved_every_n_records() {
-    let sim = Simulator::new(SimConfig { poison_every: 10, ..small(3, 0) });
+    let sim = Simulator::new(SimConfig {
+        poison_every: 10,
+        ..small(3, 0)
+    });
     let records = sim.records();
-    let poison: Vec<usize> = records.iter().enumerate().filter(|(_, r)| r.poison.is_some()).map(|(i, _)| i).collect();
+    let poison: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.poison.is_some())
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(poison.len(), sim.stats().poison);
     assert!(poison.len() > 14);
-    assert!(poison.iter().enumerate().all(|(k, i)| *i == 11 * k + 10), "{poison:?}");
+    assert!(
+        poison.iter().enumerate().all(|(k, i)| *i == 11 * k + 10),
+        "{poison:?}"
+    );
     let kinds: HashSet<PoisonKind> = records.iter().filter_map(|r| r.poison).collect();
     assert_eq!(kinds.len(), 7);
     let decoder = Decoder::new(&Config::defaults());
@@ -251,11 +361,33 @@ fn poison_is_interleaved_every_n_records() {
 #[test]
 fn edge_configs_do_not_panic() {
     for cfg in [
-        SimConfig { customers: 0, ..SimConfig::default() },
-        SimConfig { duration: Millis(0), customers: 10, poison_every: 1, ..SimConfig::default() },
-        SimConfig { customers: 3, failure_rate: 1.0, out_of_order_rate: f64::NAN, duplicate_rate: 1.0, ..SimConfig::default() },
-        SimConfig { customers: 3, poison_every: 1, ..SimConfig::default() },
-        SimConfig { customers: 3, duration: Millis::from_days(30), ..SimConfig::default() },
+        SimConfig {
+            customers: 0,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            duration: Millis(0),
+            customers: 10,
+            poison_every: 1,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            customers: 3,
+            failure_rate: 1.0,
+            out_of_order_rate: f64::NAN,
+            duplicate_rate: 1.0,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            customers: 3,
+            poison_every: 1,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            customers: 3,
+            duration: Millis::from_days(30),
+            ..SimConfig::default()
+        },
     ] {
         let sim = Simulator::new(cfg);
         let mut out = Vec::new();
@@ -272,7 +404,11 @@ fn million_events() {
     let generated = t0.elapsed();
     let mut sink = io::sink();
     let n = sim.write_jsonl(&mut sink).unwrap();
-    println!("{:?}; {n} records; generate {generated:?}, total {:?}", sim.stats(), t0.elapsed());
+    println!(
+        "{:?}; {n} records; generate {generated:?}, total {:?}",
+        sim.stats(),
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -294,10 +430,19 @@ fn summary() {
         *causes.entry(format!("{:?}", e.cause)).or_default() += 1;
     }
     println!("causes {causes:?}");
-    let failed = decoded().iter().find(|e| &*e.event_type == "delivery_failed" && e.occurred_at.0 % DAY_MS < 36_000_000);
+    let failed = decoded()
+        .iter()
+        .find(|e| &*e.event_type == "delivery_failed" && e.occurred_at.0 % DAY_MS < 36_000_000);
     if let Some(f) = failed {
         for e in decoded().iter().filter(|e| e.customer_id == f.customer_id) {
-            println!("{} {:10} {:20} {:?} {:?}", e.occurred_at, e.channel.as_str(), e.event_type, e.reference, e.cause);
+            println!(
+                "{} {:10} {:20} {:?} {:?}",
+                e.occurred_at,
+                e.channel.as_str(),
+                e.event_type,
+                e.reference,
+                e.cause
+            );
         }
     }
 }

@@ -11,7 +11,8 @@ pub struct EventDecoded<'a> {
 
 impl EventDecoded<'_> {
     pub fn emit(&self) {
-        counter!(EVENTS_IN, "channel" => self.channel.to_string(), "outcome" => self.outcome).increment(1);
+        counter!(EVENTS_IN, "channel" => self.channel.to_string(), "outcome" => self.outcome)
+            .increment(1);
     }
 }
 
@@ -46,7 +47,8 @@ pub struct TaskDelivered<'a> {
 
 impl TaskDelivered<'_> {
     pub fn emit(&self) {
-        counter!(TASKS, "rule" => self.rule.to_string(), "severity" => self.severity.to_string()).increment(1);
+        counter!(TASKS, "rule" => self.rule.to_string(), "severity" => self.severity.to_string())
+            .increment(1);
         if let Some(l) = self.latency_s {
             histogram!(EVENT_TO_TASK).record(l);
         }
@@ -62,6 +64,11 @@ pub struct DeliveryRetried<'a> {
 impl DeliveryRetried<'_> {
     pub fn emit(&self) {
         counter!(DELIVERY_RETRIES).increment(1);
-        tracing::warn!(topic = self.topic, attempt = self.attempt, error = self.error, "output delivery failed; retrying");
+        tracing::warn!(
+            topic = self.topic,
+            attempt = self.attempt,
+            error = self.error,
+            "output delivery failed; retrying"
+        );
     }
 }

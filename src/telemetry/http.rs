@@ -13,6 +13,7 @@ pub struct Health {
     broker_reachable: AtomicBool,
     assigned: AtomicBool,
     stopping: AtomicBool,
+    restoring: std::sync::atomic::AtomicI64,
 }
 
 impl Health {
@@ -21,6 +22,10 @@ impl Health {
     }
     pub fn set_assigned(&self, v: bool) {
         self.assigned.store(v, Ordering::Relaxed);
+    }
+    /// Counts partitions whose state is being rebuilt (+1 when one starts, -1 when it ends).
+    pub fn restoring(&self, delta: i64) {
+        self.restoring.fetch_add(delta, Ordering::Relaxed);
     }
     pub fn set_stopping(&self) {
         self.stopping.store(true, Ordering::Relaxed);
@@ -37,6 +42,9 @@ impl Health {
         if !self.assigned.load(Ordering::Relaxed) {
             return Err("no partitions assigned yet");
         }
+        if self.restoring.load(Ordering::Relaxed) > 0 {
+            return Err("rebuilding partition state");
+        }
         Ok(())
     }
 }
@@ -49,8 +57,12 @@ pub fn prometheus() -> PrometheusHandle {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full(super::names::EVENT_TO_TASK.to_string()),
-                    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                    metrics_exporter_prometheus::Matcher::Full(
+                        super::names::EVENT_TO_TASK.to_string(),
+                    ),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    ],
                 )
                 .and_then(|b| b.install_recorder())
                 // Another recorder is already installed (tests embedding amends): render an
@@ -70,17 +82,29 @@ struct AppState {
 
 /// Binds `addr` and serves until the returned task is aborted. Returns the bound address
 /// (useful with port 0).
-pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let state = AppState { health, prom: prometheus() };
+pub async fn serve(
+    addr: SocketAddr,
+    health: Arc<Health>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let state = AppState {
+        health,
+        prom: prometheus(),
+    };
     let app = Router::new()
-        .route("/metrics", get(|State(s): State<AppState>| async move { s.prom.render() }))
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { s.prom.render() }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(|State(s): State<AppState>| async move {
                 match s.health.ready() {
                     Ok(()) => (StatusCode::OK, "ready\n".to_string()),
-                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                    Err(why) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {why}\n"),
+                    ),
                 }
             }),
         )

@@ -17,19 +17,61 @@ pub const DELIVERY_RETRIES: &str = "amends_delivery_retries_total";
 pub const ASSIGNED_PARTITIONS: &str = "amends_assigned_partitions";
 pub const REBALANCES: &str = "amends_rebalances_total";
 pub const OFFSETS_STORED: &str = "amends_offsets_stored_total";
+pub const RESTORE_SECONDS: &str = "amends_restore_seconds";
+pub const RESTORE_RECORDS: &str = "amends_restore_records_total";
 
 pub fn describe() {
-    describe_counter!(EVENTS_IN, Unit::Count, "Touch-point events decoded, by channel and outcome.");
-    describe_counter!(DEAD_LETTERS, Unit::Count, "Input records sent to the dead-letter topic, by reason (decode, validation, too_large).");
+    describe_counter!(
+        EVENTS_IN,
+        Unit::Count,
+        "Touch-point events decoded, by channel and outcome."
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        Unit::Count,
+        "Input records sent to the dead-letter topic, by reason (decode, validation, too_large)."
+    );
     describe_counter!(OUTCOMES_IN, Unit::Count, "Recovery outcomes accepted.");
-    describe_counter!(TASKS, Unit::Count, "Recovery task revisions delivered, by rule, severity and status.");
+    describe_counter!(
+        TASKS,
+        Unit::Count,
+        "Recovery task revisions delivered, by rule, severity and status."
+    );
     describe_histogram!(EVENT_TO_TASK, Unit::Seconds, "From the input record's Kafka timestamp to the broker's acknowledgement of the task it caused.");
     describe_gauge!(CONSUMER_LAG, Unit::Count, "Records between the committed offset and the high watermark, by topic and partition (librdkafka statistics).");
-    describe_gauge!(STATE_CUSTOMERS, Unit::Count, "Customers held in detection state on this instance.");
-    describe_counter!(STATE_EVICTED, Unit::Count, "Customers dropped from state, by cause (cap, ttl).");
-    describe_counter!(DUPLICATES, Unit::Count, "Events ignored because their event_id was seen within the duplicate horizon.");
-    describe_counter!(DELIVERY_RETRIES, Unit::Count, "Outputs re-sent after a failed delivery.");
-    describe_gauge!(ASSIGNED_PARTITIONS, Unit::Count, "Input partitions assigned to this instance.");
-    describe_counter!(REBALANCES, Unit::Count, "Consumer-group rebalances, by kind (assign, revoke).");
-    describe_counter!(OFFSETS_STORED, Unit::Count, "Input offsets stored for commit after their outputs were acknowledged.");
+    describe_gauge!(
+        STATE_CUSTOMERS,
+        Unit::Count,
+        "Customers held in detection state on this instance."
+    );
+    describe_counter!(
+        STATE_EVICTED,
+        Unit::Count,
+        "Customers dropped from state, by cause (cap, ttl)."
+    );
+    describe_counter!(
+        DUPLICATES,
+        Unit::Count,
+        "Events ignored because their event_id was seen within the duplicate horizon."
+    );
+    describe_counter!(
+        DELIVERY_RETRIES,
+        Unit::Count,
+        "Outputs re-sent after a failed delivery."
+    );
+    describe_gauge!(
+        ASSIGNED_PARTITIONS,
+        Unit::Count,
+        "Input partitions assigned to this instance."
+    );
+    describe_counter!(
+        REBALANCES,
+        Unit::Count,
+        "Consumer-group rebalances, by kind (assign, revoke)."
+    );
+    describe_counter!(
+        OFFSETS_STORED,
+        Unit::Count,
+        "Input offsets stored for commit after their outputs were acknowledged."
+    );
 }

@@ -1,0 +1,118 @@
+//! Rebuilding a partition's detection state when it is assigned.
+//!
+//! An instance that takes over a partition (after a restart, a crash or a rebalance) resumes
+//! from the group's committed offset. The customers' state at that offset is rebuilt by
+//! replaying the partition's own input up to it through the same `Processor`, with outputs
+//! discarded: processing is deterministic, so the rebuilt state equals the state the previous
+//! owner had, and the next task is the revision an uninterrupted run would have produced, not
+//! a second task for the same incident. The replay starts at most
+//! `pipeline.restore_max_records` before the committed offset.
+//!
+//! Meanwhile the partition's records wait in its worker's bounded queue (the group consumer's
+//! position is left alone, so nothing can be skipped), and `/readyz` reports not ready.
+
+use super::client::restore_config;
+use crate::config::Config;
+use crate::domain::EventTime;
+use crate::pipeline::{InboundRecord, Processor};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("restore reader: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("no input arrived for {0} s while replaying up to offset {1}")]
+    Stalled(u64, i64),
+}
+
+/// What a restore did, for logs and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Restored {
+    pub from: i64,
+    pub to: i64,
+    /// The group's committed offset the state was rebuilt up to; `None` when the group had
+    /// none (consumption then starts per `auto.offset.reset`).
+    pub committed: Option<i64>,
+    pub records: u64,
+    pub elapsed: Duration,
+}
+
+/// Replays `[start, committed)` of the partition into a fresh `Processor` and returns it.
+pub fn rebuild(
+    config: &Config,
+    topic: &Arc<str>,
+    partition: i32,
+) -> Result<(Processor, Restored), RestoreError> {
+    let started = Instant::now();
+    let mut processor = Processor::new(config);
+    let timeout = Duration::from_secs(10);
+    let committed = {
+        let offsets: BaseConsumer = restore_config(config, true).create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        offsets
+            .committed_offsets(tpl, timeout)?
+            .find_partition(topic, partition)
+            .and_then(|e| e.offset().to_raw())
+            .unwrap_or(-1)
+    };
+    let consumer: BaseConsumer = restore_config(config, false).create()?;
+    let (low, _high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let max_records = config.pipeline.restore_max_records as i64;
+    let from = low.max(committed.saturating_sub(max_records));
+    let mut done = Restored {
+        from,
+        to: committed.max(from),
+        committed: (committed >= 0).then_some(committed),
+        ..Restored::default()
+    };
+    if committed <= from {
+        done.elapsed = started.elapsed();
+        return Ok((processor, done));
+    }
+    let mut assign = TopicPartitionList::new();
+    assign.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    consumer.assign(&assign)?;
+    let mut out = Vec::new();
+    let mut last_progress = Instant::now();
+    let stall = Duration::from_secs(30);
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                last_progress = Instant::now();
+                if m.offset() >= committed {
+                    break;
+                }
+                let rec = InboundRecord {
+                    topic: topic.clone(),
+                    partition,
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                    timestamp_ms: m.timestamp().to_millis(),
+                };
+                out.clear();
+                processor.process(&rec, EventTime(0), &mut out);
+                let wm = processor.engine().max_event_time();
+                processor.advance(wm, EventTime(0), &mut out);
+                done.records += 1;
+                if m.offset() + 1 >= committed {
+                    break;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => return Err(e.into()),
+            None if last_progress.elapsed() > stall => {
+                return Err(RestoreError::Stalled(stall.as_secs(), committed))
+            }
+            None => {}
+        }
+    }
+    done.elapsed = started.elapsed();
+    Ok((processor, done))
+}
