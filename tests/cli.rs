@@ -78,9 +78,17 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
             "emitted_at is event time, never before detection: {t:?}"
         );
         assert_eq!(t.actions.len(), 5);
+        // An opening names the customer's n-th failure; an escalation names the n-th failure on
+        // the incident and the customer's n-th incident.
+        let opening = t.explanation.contains("failure in 30 days");
+        let escalation = t
+            .explanation
+            .contains(&format!("failure on {} (", t.incident))
+            && t.explanation.contains("incident in 30 days");
         assert!(
-            t.explanation.contains("failure in 30 days"),
-            "{}",
+            if t.revision == 1 { opening } else { escalation },
+            "rev {}: {}",
+            t.revision,
             t.explanation
         );
     }

@@ -10,7 +10,7 @@ use super::worker::{
 };
 use super::PipelineError;
 use crate::config::Config;
-use crate::pipeline::{InboundRecord, Processor};
+use crate::pipeline::InboundRecord;
 use crate::telemetry::names;
 use crate::telemetry::Health;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -86,7 +86,7 @@ impl Router {
     fn restore(
         &self,
         tp: TopicPartition,
-        state_tx: tokio::sync::oneshot::Sender<Box<(Processor, Option<i64>)>>,
+        state_tx: tokio::sync::oneshot::Sender<worker::RestoredState>,
     ) {
         let config = self.deps.config.clone();
         let mut attempt = 0;

@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 
 pub(crate) type TopicPartition = (Arc<str>, i32);
 
+/// A partition's rebuilt state and the committed offset it was rebuilt up to.
+pub(crate) type RestoredState = Box<(Processor, Option<i64>)>;
+
 pub(crate) enum WorkerMsg {
     Record(InboundRecord),
     /// Finish everything in flight, publish the final offset, acknowledge, and stop.
@@ -111,7 +114,7 @@ pub(crate) fn spawn(
     rt: &tokio::runtime::Handle,
     tp: TopicPartition,
     deps: &WorkerDeps,
-    restore: Option<tokio::sync::oneshot::Receiver<Box<(Processor, Option<i64>)>>>,
+    restore: Option<tokio::sync::oneshot::Receiver<RestoredState>>,
 ) -> WorkerHandle {
     let (tx, rx) = mpsc::channel(deps.config.pipeline.partition_queue);
     let restoring = Arc::new(std::sync::atomic::AtomicBool::new(restore.is_some()));
@@ -184,7 +187,7 @@ impl Worker {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<WorkerMsg>,
-        restore: Option<tokio::sync::oneshot::Receiver<Box<(Processor, Option<i64>)>>>,
+        restore: Option<tokio::sync::oneshot::Receiver<RestoredState>>,
     ) {
         let mut resume_at = None;
         if let Some(restored) = restore {
