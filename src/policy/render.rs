@@ -69,12 +69,19 @@ impl Policy {
             "Fix the underlying problem: {}",
             fix_for(f.event_type, f.touchpoint)
         );
-        let alternatives = match f.cause {
-            Cause::External => format!(
+        // A survey answer is feedback about the experience as a whole, not a step that can be
+        // redone: the response asks what went wrong instead of offering another survey.
+        let feedback = f.touchpoint == "survey";
+        let alternatives = match (feedback, f.cause) {
+            (true, _) => {
+                "Ask what went wrong and offer the customer a concrete way to put it right"
+                    .to_string()
+            }
+            (false, Cause::External) => format!(
                 "Explain what happened outside our control and offer alternatives for the {}",
                 f.touchpoint
             ),
-            _ => format!(
+            (false, _) => format!(
                 "Offer the customer alternatives for the {} while it is fixed",
                 f.touchpoint
             ),
@@ -88,10 +95,14 @@ impl Policy {
                 tier.as_str()
             )
         };
+        let next = if feedback {
+            "contact".to_string()
+        } else {
+            f.touchpoint.to_string()
+        };
         let follow_up = match tier {
             Relationship::Loyal => format!(
-                "Follow up within 7 days, and flag the account so the next {} is handled with priority: a loyal customer expects the next time to be right",
-                f.touchpoint
+                "Follow up within 7 days, and flag the account so the next {next} is handled with priority: a loyal customer expects the next time to be right"
             ),
             _ => "Follow up within 7 days after recovery to check the customer is satisfied".to_string(),
         };
