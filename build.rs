@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/amends/v1/outcome.proto",
         "proto/amends/v1/task.proto",
         "proto/amends/v1/trend.proto",
+        "proto/amends/v1/state.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -13,15 +13,18 @@
 //! Event `i` is offset `i` of partition 0 of topic `touchpoints`, keyed by its customer, and
 //! is processed with `now` = its `occurred_at` (poison: the previous `now`), so `emitted_at`
 //! is deterministic. Every scenario also runs split over 4 partitions (customers routed by a
-//! stable hash) and a second time from scratch; after mapping evidence and dead-letter
-//! positions back to the event index, and ordering tasks by (`task_id`, `revision`), the outputs
-//! must be identical.
+//! stable hash): after mapping evidence and dead-letter positions back to the event index, and
+//! ordering tasks by (`task_id`, `revision`), the outputs must be identical. And it runs
+//! interrupted after every event: the engine's state is snapshotted, a new engine is restored
+//! from the bytes and processes the rest; every record (topic, key, payload bytes, headers)
+//! must be the uninterrupted run's, in the same order.
 //!
 //! `AMENDS_BLESS=1` rewrites `expected_tasks` from the actual output (keeping the values at
 //! `known_bug` paths); review the diff, and never bless a fixture you have not checked by hand.
 //! `AMENDS_SCENARIO=substring` runs only the matching fixtures.
 
 use amends::config::Config;
+use amends::detect::Engine;
 use amends::domain::{EventTime, RecoveryTask};
 use amends::pipeline::{InboundRecord, OutboundKind, OutboundRecord, Processor};
 use base64::Engine as _;
@@ -140,6 +143,75 @@ struct Outputs {
 
 fn run(config: &Config, inputs: &[Input], partitions: usize) -> Result<Outputs, String> {
     let mut processors: Vec<Processor> = (0..partitions).map(|_| Processor::new(config)).collect();
+    drive(config, inputs, partitions, |_, rec, now, out| {
+        processors[rec.partition as usize].process(rec, now, out);
+        Ok(())
+    })
+}
+
+/// The single-partition run, with the engine snapshotted after `restart_at` inputs and
+/// replaced by one restored from the snapshot's bytes.
+fn run_restarted(config: &Config, inputs: &[Input], restart_at: usize) -> Result<Outputs, String> {
+    let mut proc = Restartable::new(config);
+    drive(config, inputs, 1, |i, rec, now, out| {
+        if i == restart_at {
+            proc.restart()?;
+        }
+        proc.process(rec, now, out)
+    })
+}
+
+/// `Processor::process` for touch-point records over an engine that can be swapped for a
+/// restored one (`Processor` cannot be built around an existing engine).
+/// The real `Processor`, which can be stopped and restarted from its engine's snapshot.
+struct Restartable {
+    config: Config,
+    proc: Processor,
+}
+
+impl Restartable {
+    fn new(config: &Config) -> Restartable {
+        Restartable {
+            config: config.clone(),
+            proc: Processor::new(config),
+        }
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        let bytes = self.proc.engine().snapshot();
+        let restored = Engine::restore(&self.config, &bytes)
+            .map_err(|e| format!("restoring the snapshot: {e}"))?;
+        if restored.snapshot() != bytes {
+            return Err("snapshot -> restore -> snapshot changes the bytes".into());
+        }
+        self.proc = Processor::with_engine(&self.config, restored);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        rec: &InboundRecord,
+        now: EventTime,
+        out: &mut Vec<OutboundRecord>,
+    ) -> Result<(), String> {
+        self.proc.process(rec, now, out);
+        Ok(())
+    }
+}
+
+/// Feeds the inputs, routed to partitions and given offsets, to `process(index, record, now,
+/// out)`, and maps what comes out back to event indices.
+fn drive(
+    config: &Config,
+    inputs: &[Input],
+    partitions: usize,
+    mut process: impl FnMut(
+        usize,
+        &InboundRecord,
+        EventTime,
+        &mut Vec<OutboundRecord>,
+    ) -> Result<(), String>,
+) -> Result<Outputs, String> {
     let mut next_offset = vec![0i64; partitions];
     let mut index_of: HashMap<(i32, i64), usize> = HashMap::new();
     let mut now = EventTime(0);
@@ -162,7 +234,7 @@ fn run(config: &Config, inputs: &[Input], partitions: usize) -> Result<Outputs, 
         index_of.insert((rec.partition, rec.offset), i);
         now = inp.occurred_at.unwrap_or(now);
         let mut out = Vec::new();
-        processors[p].process(&rec, now, &mut out);
+        process(i, &rec, now, &mut out).map_err(|e| format!("event {i}: {e}"))?;
         for o in out {
             match o.kind {
                 OutboundKind::Task => outputs.tasks.push(
@@ -435,11 +507,36 @@ fn run_fixture(path: &Path) -> Result<(), String> {
         problems.push(msg.join("\n"));
     }
 
-    // TODO(issue 3): snapshot/restore in the middle. The engine cannot snapshot or restore its
-    // state yet, so for now the "restart" run is a second run from scratch, which checks that
-    // the output is deterministic (ids, times, wording, record headers and bytes).
-    if run(&config, &inputs, 1)? != single {
-        problems.push("a second run from scratch produces different records".into());
+    // Interrupted after every event (the middle included): snapshot, restore into a new
+    // engine, go on. Comparing records also checks that the output is deterministic (ids,
+    // times, wording, record headers and bytes).
+    for at in 1..inputs.len() {
+        let restarted = run_restarted(&config, &inputs, at)?;
+        if restarted != single {
+            let mut d = Vec::new();
+            diff(
+                "tasks",
+                &Value::Array(single.tasks.clone()),
+                &Value::Array(restarted.tasks.clone()),
+                &mut d,
+            );
+            let mut msg = vec![format!(
+                "restored from a snapshot taken after event {}, the output changes:",
+                at - 1
+            )];
+            msg.extend(d.into_iter().map(|(_, m)| format!("  {m}")));
+            if restarted.dead_letters != single.dead_letters {
+                msg.push(format!(
+                    "  dead letters {:?}\n  became       {:?}",
+                    single.dead_letters, restarted.dead_letters
+                ));
+            }
+            if msg.len() == 1 {
+                msg.push("  (record bytes or headers differ)".into());
+            }
+            problems.push(msg.join("\n"));
+            break;
+        }
     }
     if problems.is_empty() {
         Ok(())

@@ -8,6 +8,7 @@
 
 pub mod ids;
 pub mod rules;
+pub mod snapshot;
 pub mod state;
 
 use crate::config::{Config, DetectConfig};
@@ -251,19 +252,35 @@ impl Engine {
         if excess == 0 {
             return;
         }
-        let mut times: Vec<EventTime> = self.customers.values().map(|c| c.last_activity).collect();
-        let (_, cutoff, _) = times.select_nth_unstable(excess - 1);
-        let cutoff = *cutoff;
-        let mut removed = 0usize;
-        self.customers.retain(|_, c| {
-            if removed < excess && c.last_activity <= cutoff {
-                removed += 1;
-                false
-            } else {
-                true
-            }
-        });
+        // Order by (last activity, customer id): ties break by id, so which customers go does
+        // not depend on HashMap order, and every engine fed the same events keeps the same ones.
+        let mut keys: Vec<(EventTime, &str)> = self
+            .customers
+            .iter()
+            .map(|(k, c)| (c.last_activity, &**k))
+            .collect();
+        let (_, cutoff, _) = keys.select_nth_unstable(excess - 1);
+        let (cut_time, cut_id) = (cutoff.0, cutoff.1.to_string());
+        let before = self.customers.len();
+        self.customers
+            .retain(|k, c| (c.last_activity, &**k) > (cut_time, cut_id.as_str()));
+        let removed = before - self.customers.len();
         self.stats.evicted += removed as u64;
+    }
+
+    /// The whole state as a versioned, deterministic `amends.v1.EngineSnapshot`.
+    pub fn snapshot(&self) -> Vec<u8> {
+        snapshot::snapshot(self)
+    }
+
+    /// An engine with the state of a [`Engine::snapshot`] and the rules of `config`.
+    pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, snapshot::SnapshotError> {
+        snapshot::restore(config, bytes)
+    }
+
+    /// Puts one customer's `amends.v1.CustomerSnapshot` into the state; returns its id.
+    pub fn restore_customer(&mut self, bytes: &[u8]) -> Result<Box<str>, snapshot::SnapshotError> {
+        snapshot::restore_customer(self, bytes)
     }
 }
 

@@ -315,3 +315,36 @@ fn state_expires_after_ttl_and_is_capped() {
     assert_eq!(eng.customers(), 0);
     assert!(eng.stats().expired > 0);
 }
+
+#[test]
+fn eviction_among_equally_idle_customers_is_deterministic() {
+    // Customers with the same last activity: which ones go must not depend on HashMap order.
+    let kept = || {
+        let mut cfg = Config::defaults();
+        cfg.detect.max_customers = 4;
+        let mut eng = Engine::new(&cfg);
+        let mut out = Vec::new();
+        for i in 0..12 {
+            let e = ev(
+                &format!("e-{i}"),
+                "2026-11-01T00:00:00Z",
+                &format!("c-{i:02}"),
+                "order_placed",
+                "success",
+                "o",
+            );
+            eng.on_event(&e, &pos(i), EventTime(0), &mut out);
+        }
+        let mut ids: Vec<String> = eng.customers.keys().map(|k| k.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let first = kept();
+    for _ in 0..20 {
+        assert_eq!(kept(), first);
+    }
+    assert!(
+        first.len() <= 4 && first.last().map(String::as_str) == Some("c-11"),
+        "{first:?}"
+    );
+}

@@ -194,6 +194,11 @@ impl Worker {
             match restored.await {
                 Ok(b) => {
                     let (p, committed) = *b;
+                    // The replay's own counts (duplicates seen, customers evicted) were the
+                    // previous owner's to report; count from here on. The customers held are
+                    // a gauge and are added by the next report.
+                    let st = p.engine().stats();
+                    self.reported = (0, st.evicted, st.expired, st.duplicates);
                     self.processor = Some(p);
                     resume_at = committed;
                 }

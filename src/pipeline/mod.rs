@@ -89,6 +89,14 @@ impl Processor {
         }
     }
 
+    /// A processor around an existing engine, e.g. one restored from a snapshot.
+    pub fn with_engine(config: &Config, engine: Engine) -> Processor {
+        Processor {
+            engine,
+            ..Processor::new(config)
+        }
+    }
+
     /// Forces JSON outputs whatever the config says (replay writes JSON lines).
     pub fn with_output_format(mut self, format: Format) -> Processor {
         self.output_format = format;
