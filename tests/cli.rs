@@ -66,7 +66,17 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
         tasks.len()
     );
     for t in &tasks {
-        assert_eq!(t.rule, "breaking_point");
+        assert!(
+            ["breaking_point", "repeat_failure", "detractor"].contains(&t.rule.as_str()),
+            "{}",
+            t.rule
+        );
+        if t.rule == "repeat_failure" {
+            assert!(
+                t.failure_count >= 2,
+                "a repeat is at least the 2nd incident: {t:?}"
+            );
+        }
         assert!(
             !t.evidence.is_empty()
                 && t.evidence
@@ -92,6 +102,12 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
             t.explanation
         );
     }
+    let rules: std::collections::BTreeSet<&str> = tasks.iter().map(|t| t.rule.as_str()).collect();
+    assert_eq!(
+        rules.into_iter().collect::<Vec<_>>(),
+        ["breaking_point", "detractor", "repeat_failure"],
+        "a simulated day exercises every rule"
+    );
     // Evidence offsets are line indexes: the referenced line holds that event.
     let raw = std::fs::read(&input).unwrap();
     let lines: Vec<&[u8]> = raw.split(|b| *b == b'\n').collect();

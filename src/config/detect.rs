@@ -18,6 +18,9 @@ pub struct DetectConfig {
     pub incident_window: Dur,
     /// Window over which a customer's failures are counted (`failure_count`: first, n-th).
     pub repeat_window: Dur,
+    /// The n-th distinct incident in `repeat_window` from which a new incident is a
+    /// `repeat_failure` and one step more severe.
+    pub repeat_min_failures: u32,
     /// Repeated `event_id`s within this horizon are ignored (duplicate deliveries).
     pub duplicate_horizon: Dur,
     /// A customer's state is dropped this long after their last activity.
@@ -48,6 +51,7 @@ impl Default for DetectConfig {
             detractor_score_max: 2.0,
             incident_window: Dur::days(14),
             repeat_window: Dur::days(30),
+            repeat_min_failures: 2,
             duplicate_horizon: Dur::hours(24),
             state_ttl: Dur::days(90),
             max_customers: 1_000_000,
@@ -97,6 +101,12 @@ impl DetectConfig {
             || self.state_ttl.millis() < self.incident_window.millis()
         {
             return Err(invalid("detect.state_ttl", "must be at least as long as detect.repeat_window and detect.incident_window, or history would be forgotten inside a window"));
+        }
+        if self.repeat_min_failures < 2 {
+            return Err(invalid(
+                "detect.repeat_min_failures",
+                "must be at least 2 (the first failure is never a repeat)",
+            ));
         }
         if self.max_customers == 0 {
             return Err(invalid("detect.max_customers", "must be at least 1"));

@@ -149,7 +149,7 @@ impl Engine {
         if let Some(p) = &e.customer {
             cust.profile = Some(p.clone());
         }
-        let Some(_signal) = failure else { return };
+        let Some(signal) = failure else { return };
         self.stats.failures += 1;
 
         let key: Box<str> = match &e.reference {
@@ -195,11 +195,19 @@ impl Engine {
             }
             None => {
                 cust.incident_opens.push(e.occurred_at);
+                let nth = cust.incident_opens.len() as u32;
+                let rule = Rule::for_new_incident(signal, nth, d.repeat_min_failures);
+                // Repetition points to a pattern: one step more severe (domain.md, 2).
+                let severity = if nth >= d.repeat_min_failures {
+                    severity.raised(1)
+                } else {
+                    severity
+                };
                 let task_id = ids::stable_id("t", &[&e.customer_id, &key, &e.event_id]);
                 cust.incidents.push(Incident {
                     task_id,
                     key,
-                    rule: Rule::BreakingPoint,
+                    rule,
                     revision: 1,
                     status: TaskStatus::Open,
                     detected_at: e.occurred_at,

@@ -4,17 +4,35 @@
 /// A detection rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
-    /// A single service failure: an event with `outcome: failure`, a configured failure
-    /// type, or a survey answer at or below the detractor score.
+    /// A single service failure: an event with `outcome: failure` or a configured failure
+    /// type, the customer's first incident in the repeat window.
     BreakingPoint,
+    /// The customer's n-th failure on distinct incidents within `detect.repeat_window`
+    /// (n >= `detect.repeat_min_failures`): a pattern, not an accident. Severity rises a step.
+    RepeatFailure,
+    /// A survey answer at or below `detect.detractor_score_max`.
+    Detractor,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 1] = [Rule::BreakingPoint];
+    pub const ALL: [Rule; 3] = [Rule::BreakingPoint, Rule::RepeatFailure, Rule::Detractor];
 
     pub fn id(self) -> &'static str {
         match self {
             Rule::BreakingPoint => "breaking_point",
+            Rule::RepeatFailure => "repeat_failure",
+            Rule::Detractor => "detractor",
+        }
+    }
+
+    /// The rule for a newly opened incident: what the signal was, and whether it is the
+    /// `nth` incident of the customer in the repeat window. A detractor keeps its own rule
+    /// (the survey is the signal), but its severity still rises when it repeats.
+    pub fn for_new_incident(signal: FailureSignal, nth: u32, repeat_min_failures: u32) -> Rule {
+        match signal {
+            FailureSignal::Detractor => Rule::Detractor,
+            _ if nth >= repeat_min_failures => Rule::RepeatFailure,
+            _ => Rule::BreakingPoint,
         }
     }
 }

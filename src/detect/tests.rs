@@ -176,6 +176,10 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
         t[2].failure_count, 2,
         "second distinct incident in the repeat window"
     );
+    assert_eq!(t[0].rule, "breaking_point");
+    assert_eq!(t[2].rule, "repeat_failure");
+    // payment_declined is minor by type; a repeat is one step more severe.
+    assert_eq!(t[2].severity, crate::domain::Severity::Major);
     assert!(
         t[2].explanation.starts_with("2nd failure in 30 days"),
         "{}",
@@ -346,5 +350,20 @@ fn eviction_among_equally_idle_customers_is_deterministic() {
     assert!(
         first.len() <= 4 && first.last().map(String::as_str) == Some("c-11"),
         "{first:?}"
+    );
+}
+
+#[test]
+fn a_low_survey_score_is_a_detractor_task() {
+    let mut eng = Engine::new(&Config::defaults());
+    let mut out = Vec::new();
+    let survey = event(
+        r#"{"event_id":"s-1","occurred_at":"2026-11-22T10:00:00Z","customer_id":"c-9","channel":"service","touchpoint":"survey","type":"survey_answered","outcome":"neutral","reference":"order-5","score":1}"#,
+    );
+    eng.on_event(&survey, &pos(0), EventTime(0), &mut out);
+    let t = tasks(&out);
+    assert_eq!(
+        (t.len(), t[0].rule.as_str(), t[0].incident.as_str()),
+        (1, "detractor", "order-5")
     );
 }
