@@ -67,7 +67,14 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
     );
     for t in &tasks {
         assert!(
-            ["breaking_point", "repeat_failure", "detractor"].contains(&t.rule.as_str()),
+            [
+                "breaking_point",
+                "repeat_failure",
+                "detractor",
+                "cascade",
+                "customer_effort"
+            ]
+            .contains(&t.rule.as_str()),
             "{}",
             t.rule
         );
@@ -88,15 +95,20 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
             "emitted_at is event time, never before detection: {t:?}"
         );
         assert_eq!(t.actions.len(), 5);
-        // An opening names the customer's n-th failure; an escalation names the n-th failure on
-        // the incident and the customer's n-th incident.
+        // An opening names the customer's n-th failure; an escalation by a failure names the
+        // n-th failure on the incident; one by a contact leads with its signal (and `reason`).
         let opening = t.explanation.contains("failure in 30 days");
         let escalation = t
             .explanation
             .contains(&format!("failure on {} (", t.incident))
             && t.explanation.contains("incident in 30 days");
+        let signal = t.reason.as_deref().is_some_and(|r| {
+            let mut cap = r.to_string();
+            cap[..1].make_ascii_uppercase();
+            t.explanation.starts_with(&cap)
+        });
         assert!(
-            if t.revision == 1 { opening } else { escalation },
+            signal || if t.revision == 1 { opening } else { escalation },
             "rev {}: {}",
             t.revision,
             t.explanation
@@ -105,7 +117,13 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
     let rules: std::collections::BTreeSet<&str> = tasks.iter().map(|t| t.rule.as_str()).collect();
     assert_eq!(
         rules.into_iter().collect::<Vec<_>>(),
-        ["breaking_point", "detractor", "repeat_failure"],
+        [
+            "breaking_point",
+            "cascade",
+            "customer_effort",
+            "detractor",
+            "repeat_failure"
+        ],
         "a simulated day exercises every rule"
     );
     // Evidence offsets are line indexes: the referenced line holds that event.

@@ -23,6 +23,16 @@ pub struct DetectConfig {
     pub repeat_min_failures: u32,
     /// Repeated `event_id`s within this horizon are ignored (duplicate deliveries).
     pub duplicate_horizon: Dur,
+    /// Event types that are the customer reaching out (for `customer_effort` and `cascade`).
+    pub contact_types: Vec<String>,
+    /// Window for counting contacts about one reference (`customer_effort`).
+    pub effort_window: Dur,
+    /// This many contacts about one reference within `effort_window` is customer effort...
+    pub effort_min_contacts: u32,
+    /// ...and so is the same reference raised in this many channels.
+    pub effort_min_channels: u32,
+    /// A contact in another channel within this time after a failure is a `cascade`.
+    pub cascade_window: Dur,
     /// A customer's state is dropped this long after their last activity.
     pub state_ttl: Dur,
     /// Most customers kept per partition; the least recently active are evicted beyond it.
@@ -53,6 +63,19 @@ impl Default for DetectConfig {
             repeat_window: Dur::days(30),
             repeat_min_failures: 2,
             duplicate_horizon: Dur::hours(24),
+            contact_types: [
+                "ticket_opened",
+                "call_received",
+                "callback_requested",
+                "chat_started",
+                "email_received",
+            ]
+            .map(String::from)
+            .to_vec(),
+            effort_window: Dur::hours(72),
+            effort_min_contacts: 3,
+            effort_min_channels: 2,
+            cascade_window: Dur::hours(72),
             state_ttl: Dur::days(90),
             max_customers: 1_000_000,
         }
@@ -101,6 +124,26 @@ impl DetectConfig {
             || self.state_ttl.millis() < self.incident_window.millis()
         {
             return Err(invalid("detect.state_ttl", "must be at least as long as detect.repeat_window and detect.incident_window, or history would be forgotten inside a window"));
+        }
+        if self.effort_min_contacts < 2 {
+            return Err(invalid("detect.effort_min_contacts", "must be at least 2"));
+        }
+        if self.effort_min_channels < 2 {
+            return Err(invalid(
+                "detect.effort_min_channels",
+                "must be at least 2 (one channel is no channel switch)",
+            ));
+        }
+        for (key, d) in [
+            ("detect.effort_window", self.effort_window),
+            ("detect.cascade_window", self.cascade_window),
+        ] {
+            if d.millis().0 <= 0 {
+                return Err(invalid(key, "must be longer than zero"));
+            }
+            if d.millis() > self.state_ttl.millis() {
+                return Err(invalid(key, "must not be longer than detect.state_ttl"));
+            }
         }
         if self.repeat_min_failures < 2 {
             return Err(invalid(

@@ -6,6 +6,7 @@
 //! One `Engine` holds the state of the customers of one input partition (the pipeline runs
 //! one per partition worker), so state can be restored and dropped per partition.
 
+mod contacts;
 pub mod ids;
 pub mod rules;
 pub mod snapshot;
@@ -149,6 +150,34 @@ impl Engine {
         if let Some(p) = &e.customer {
             cust.profile = Some(p.clone());
         }
+        if d.contact_types.iter().any(|t| **t == *e.event_type) {
+            let defaults = contacts::EffortDefaults {
+                severity: self.policy.cfg.severity.default,
+                currency: &self.policy.cfg.default_currency,
+            };
+            if let Some(sig) =
+                contacts::on_contact(d, &defaults, &e.customer_id, cust, e, evidence_of(e, src))
+            {
+                let idx = match sig {
+                    contacts::Signalled::Opened(idx) => {
+                        self.stats.tasks_opened += 1;
+                        idx
+                    }
+                    contacts::Signalled::Escalated(idx) => {
+                        self.stats.tasks_escalated += 1;
+                        idx
+                    }
+                };
+                out.push(Output::Task(render(
+                    &self.policy,
+                    &self.detect,
+                    &e.customer_id,
+                    cust,
+                    idx,
+                    now,
+                )));
+            }
+        }
         let Some(signal) = failure else { return };
         self.stats.failures += 1;
 
@@ -158,14 +187,7 @@ impl Engine {
         };
         let severity = self.policy.severity(e);
         let cause = e.cause.unwrap_or(Cause::Unknown);
-        let evidence = Evidence {
-            event_id: e.event_id.to_string(),
-            topic: src.topic.to_string(),
-            partition: src.partition,
-            offset: src.offset,
-            occurred_at: e.occurred_at.to_string(),
-            event_type: e.event_type.to_string(),
-        };
+        let evidence = evidence_of(e, src);
         let currency: Box<str> = e
             .currency
             .clone()
@@ -176,6 +198,7 @@ impl Engine {
                 inc.revision += 1;
                 inc.status = TaskStatus::Escalated;
                 inc.failures += 1;
+                inc.signal = None;
                 inc.severity = inc.severity.max(severity);
                 inc.cause = inc.cause.max(cause);
                 inc.amount_at_stake = inc.amount_at_stake.max(e.amount.unwrap_or(0.0));
@@ -223,6 +246,10 @@ impl Engine {
                     amount_at_stake: e.amount.unwrap_or(0.0),
                     currency,
                     evidence: vec![evidence],
+                    priority_boost: 0,
+                    cascaded: false,
+                    effort_signalled: false,
+                    signal: None,
                 });
                 self.stats.tasks_opened += 1;
                 cust.incidents.len() - 1
@@ -292,6 +319,17 @@ impl Engine {
     }
 }
 
+fn evidence_of(e: &TouchpointEvent, src: &SourcePos) -> Evidence {
+    Evidence {
+        event_id: e.event_id.to_string(),
+        topic: src.topic.to_string(),
+        partition: src.partition,
+        offset: src.offset,
+        occurred_at: e.occurred_at.to_string(),
+        event_type: e.event_type.to_string(),
+    }
+}
+
 fn render(
     policy: &Policy,
     detect: &DetectConfig,
@@ -311,6 +349,8 @@ fn render(
         cause: inc.cause,
         failure_count: inc.failure_count,
         failures_on_incident: inc.failures,
+        priority_boost: inc.priority_boost,
+        signal: inc.signal.as_deref(),
         repeat_window: detect.repeat_window.millis(),
         amount_at_stake: inc.amount_at_stake,
         currency: &inc.currency,
@@ -324,8 +364,11 @@ fn render(
         },
     };
     let r = policy.respond(&facts);
-    let reason = match inc.status {
-        TaskStatus::Escalated => Some(format!("failure {} on the same incident", inc.failures)),
+    let reason = match (&inc.signal, inc.status) {
+        (Some(s), _) => Some(s.to_string()),
+        (None, TaskStatus::Escalated) => {
+            Some(format!("failure {} on the same incident", inc.failures))
+        }
         _ => None,
     };
     let task = RecoveryTask {

@@ -12,16 +12,30 @@ pub enum Rule {
     RepeatFailure,
     /// A survey answer at or below `detect.detractor_score_max`.
     Detractor,
+    /// After a failure, the customer turns to another channel within `detect.cascade_window`:
+    /// they are carrying the cost, so the task escalates with a higher priority.
+    Cascade,
+    /// Repeated contacts about one reference, or the same problem raised in several channels:
+    /// the effort is a failure of its own (domain.md, 5).
+    CustomerEffort,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 3] = [Rule::BreakingPoint, Rule::RepeatFailure, Rule::Detractor];
+    pub const ALL: [Rule; 5] = [
+        Rule::BreakingPoint,
+        Rule::RepeatFailure,
+        Rule::Detractor,
+        Rule::Cascade,
+        Rule::CustomerEffort,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
             Rule::BreakingPoint => "breaking_point",
             Rule::RepeatFailure => "repeat_failure",
             Rule::Detractor => "detractor",
+            Rule::Cascade => "cascade",
+            Rule::CustomerEffort => "customer_effort",
         }
     }
 
@@ -46,4 +60,10 @@ pub enum FailureSignal {
     FailureType,
     /// A survey answer at or below `detect.detractor_score_max`.
     Detractor,
+    /// After a failure, the customer turns to another channel within `detect.cascade_window`:
+    /// they are carrying the cost, so the task escalates with a higher priority.
+    Cascade,
+    /// Repeated contacts about one reference, or the same problem raised in several channels:
+    /// the effort is a failure of its own (domain.md, 5).
+    CustomerEffort,
 }

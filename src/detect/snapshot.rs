@@ -161,6 +161,38 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
             })
             .collect(),
         version: SNAPSHOT_VERSION,
+        contacts: c
+            .contacts
+            .iter()
+            .map(|k| pb::ContactSnapshot {
+                at_ms: k.at.0,
+                reference: k.reference.as_deref().map(String::from),
+                channel: k.channel.to_string(),
+                evidence: Some(evidence_to_pb(&k.evidence)),
+            })
+            .collect(),
+    }
+}
+
+fn evidence_to_pb(e: &Evidence) -> pb::Evidence {
+    pb::Evidence {
+        event_id: e.event_id.clone(),
+        topic: e.topic.clone(),
+        partition: e.partition,
+        offset: e.offset,
+        occurred_at: e.occurred_at.clone(),
+        r#type: e.event_type.clone(),
+    }
+}
+
+fn evidence_from_pb(e: pb::Evidence) -> Evidence {
+    Evidence {
+        event_id: e.event_id,
+        topic: e.topic,
+        partition: e.partition,
+        offset: e.offset,
+        occurred_at: e.occurred_at,
+        event_type: e.r#type,
     }
 }
 
@@ -183,18 +215,11 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
         event_type: i.event_type.to_string(),
         amount_at_stake: i.amount_at_stake,
         currency: i.currency.to_string(),
-        evidence: i
-            .evidence
-            .iter()
-            .map(|e| pb::Evidence {
-                event_id: e.event_id.clone(),
-                topic: e.topic.clone(),
-                partition: e.partition,
-                offset: e.offset,
-                occurred_at: e.occurred_at.clone(),
-                r#type: e.event_type.clone(),
-            })
-            .collect(),
+        evidence: i.evidence.iter().map(evidence_to_pb).collect(),
+        priority_boost: u32::from(i.priority_boost),
+        cascaded: i.cascaded,
+        effort_signalled: i.effort_signalled,
+        signal: i.signal.as_deref().map(String::from),
     }
 }
 
@@ -234,6 +259,19 @@ fn customer_from_pb(
             .into_iter()
             .map(|s| (s.fingerprint, EventTime(s.at_ms)))
             .collect(),
+        contacts: c
+            .contacts
+            .into_iter()
+            .map(|k| crate::detect::state::Contact {
+                at: EventTime(k.at_ms),
+                reference: k.reference.map(Box::from),
+                channel: k.channel.into(),
+                evidence: k
+                    .evidence
+                    .map(evidence_from_pb)
+                    .unwrap_or_else(|| evidence_from_pb(pb::Evidence::default())),
+            })
+            .collect(),
     };
     Ok((c.customer_id.into(), state))
 }
@@ -270,18 +308,12 @@ fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, Sna
         event_type: i.event_type.into(),
         amount_at_stake: i.amount_at_stake,
         currency: i.currency.into(),
-        evidence: i
-            .evidence
-            .into_iter()
-            .map(|e| Evidence {
-                event_id: e.event_id,
-                topic: e.topic,
-                partition: e.partition,
-                offset: e.offset,
-                occurred_at: e.occurred_at,
-                event_type: e.r#type,
-            })
-            .collect(),
+        evidence: i.evidence.into_iter().map(evidence_from_pb).collect(),
+        priority_boost: u8::try_from(i.priority_boost)
+            .map_err(|_| invalid(format!("{path}.priority_boost"), "out of range"))?,
+        cascaded: i.cascaded,
+        effort_signalled: i.effort_signalled,
+        signal: i.signal.map(Box::from),
     })
 }
 
@@ -398,7 +430,8 @@ mod tests {
         // customers expire in the second half.
         let config = Config::from_toml_str(
             "[detect]\nincident_window = \"2h\"\nrepeat_window = \"3h\"\n\
-             duplicate_horizon = \"1h\"\nstate_ttl = \"3h\"\n",
+             duplicate_horizon = \"1h\"\nstate_ttl = \"3h\"\n\
+             effort_window = \"2h\"\ncascade_window = \"2h\"\n",
             "test",
             std::iter::empty(),
         )

@@ -18,6 +18,17 @@ pub struct CustomerState {
     pub incidents: Vec<Incident>,
     /// (fingerprint of event_id, occurred_at) of recent events, for duplicate detection.
     pub seen: Vec<(u64, EventTime)>,
+    /// Recent contacts (the customer reaching out), for `customer_effort` and `cascade`.
+    pub contacts: Vec<Contact>,
+}
+
+/// The customer reaching out: when, about what, where, and the event as evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub at: EventTime,
+    pub reference: Option<Box<str>>,
+    pub channel: Box<str>,
+    pub evidence: Evidence,
 }
 
 #[derive(Debug, Clone)]
@@ -41,10 +52,22 @@ pub struct Incident {
     pub amount_at_stake: f64,
     pub currency: Box<str>,
     pub evidence: Vec<Evidence>,
+    /// Priority steps added by customer effort and cascades.
+    pub priority_boost: u8,
+    /// A cascade has escalated this incident (once per incident).
+    pub cascaded: bool,
+    /// Customer effort has escalated (or opened) this incident (once per incident).
+    pub effort_signalled: bool,
+    /// Why the latest revision exists when a contact caused it (shown as `reason`).
+    pub signal: Option<Box<str>>,
 }
 
 impl CustomerState {
     /// Forgets what no rule can need any more at event time `t`.
+    pub fn prune_contacts(&mut self, t: EventTime, keep: crate::domain::Millis) {
+        self.contacts.retain(|c| c.at.plus(keep) >= t);
+    }
+
     pub fn prune(
         &mut self,
         t: EventTime,

@@ -367,3 +367,191 @@ fn a_low_survey_score_is_a_detractor_task() {
         (1, "detractor", "order-5")
     );
 }
+
+fn contact(
+    id: &str,
+    at: &str,
+    channel: &str,
+    touchpoint: &str,
+    ty: &str,
+    reference: &str,
+) -> TouchpointEvent {
+    event(&format!(
+        r#"{{"event_id":"{id}","occurred_at":"{at}","customer_id":"c-1","channel":"{channel}","touchpoint":"{touchpoint}","type":"{ty}","outcome":"neutral","reference":"{reference}"}}"#
+    ))
+}
+
+#[test]
+fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
+    let mut eng = Engine::new(&Config::defaults());
+    let mut out = Vec::new();
+    eng.on_event(
+        &ev(
+            "e-1",
+            "2026-11-22T10:00:00Z",
+            "c-1",
+            "delivery_failed",
+            "failure",
+            "o-1",
+        ),
+        &pos(0),
+        EventTime(0),
+        &mut out,
+    );
+    eng.on_event(
+        &contact(
+            "k-1",
+            "2026-11-22T11:00:00Z",
+            "service",
+            "phone",
+            "call_received",
+            "o-1",
+        ),
+        &pos(1),
+        EventTime(0),
+        &mut out,
+    );
+    // A second contact in the same other channel is not another cascade.
+    eng.on_event(
+        &contact(
+            "k-2",
+            "2026-11-22T12:00:00Z",
+            "service",
+            "ticket",
+            "ticket_opened",
+            "o-1",
+        ),
+        &pos(2),
+        EventTime(0),
+        &mut out,
+    );
+    let t = tasks(&out);
+    assert_eq!(
+        t.len(),
+        2,
+        "the failure opens, the first contact escalates: {t:#?}"
+    );
+    assert_eq!(
+        (
+            t[1].task_id == t[0].task_id,
+            t[1].revision,
+            t[1].rule.as_str()
+        ),
+        (true, 2, "cascade")
+    );
+    // major, new customer: p1 already; the boost saturates at p1.
+    assert_eq!(t[1].priority, "p1");
+    assert_eq!(
+        t[1].reason.as_deref(),
+        Some("cascade: the customer turned to service (phone) after the delivery failed on o-1")
+    );
+    assert!(
+        t[1].explanation
+            .starts_with("Cascade: the customer turned to service"),
+        "{}",
+        t[1].explanation
+    );
+    assert_eq!(
+        t[1].evidence
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["e-1", "k-1"]
+    );
+}
+
+#[test]
+fn repeated_contacts_about_one_reference_are_customer_effort() {
+    let mut eng = Engine::new(&Config::defaults());
+    let mut out = Vec::new();
+    // No failure event at all: three contacts about one order within 72 h open a task.
+    for (i, at) in [
+        "2026-11-22T09:00:00Z",
+        "2026-11-23T09:00:00Z",
+        "2026-11-24T08:00:00Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        eng.on_event(
+            &contact(
+                &format!("k-{i}"),
+                at,
+                "service",
+                "ticket",
+                "ticket_opened",
+                "o-7",
+            ),
+            &pos(i as i64),
+            EventTime(0),
+            &mut out,
+        );
+    }
+    let t = tasks(&out);
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        (t[0].rule.as_str(), t[0].revision, t[0].incident.as_str()),
+        ("customer_effort", 1, "o-7")
+    );
+    assert_eq!(
+        t[0].reason.as_deref(),
+        Some("customer effort: 3 contacts about o-7 within 3 days")
+    );
+    // minor by default, unknown customer: p3 -> p2, effort: -> p1.
+    assert_eq!(t[0].priority, "p1");
+    assert_eq!(t[0].evidence.len(), 3);
+    // A fourth contact does not open or escalate again.
+    eng.on_event(
+        &contact(
+            "k-9",
+            "2026-11-24T09:00:00Z",
+            "service",
+            "ticket",
+            "ticket_opened",
+            "o-7",
+        ),
+        &pos(9),
+        EventTime(0),
+        &mut out,
+    );
+    assert_eq!(tasks(&out).len(), 1);
+}
+
+#[test]
+fn the_same_problem_in_two_channels_is_customer_effort() {
+    let mut eng = Engine::new(&Config::defaults());
+    let mut out = Vec::new();
+    eng.on_event(
+        &contact(
+            "k-1",
+            "2026-11-22T09:00:00Z",
+            "service",
+            "phone",
+            "call_received",
+            "inv-3",
+        ),
+        &pos(0),
+        EventTime(0),
+        &mut out,
+    );
+    eng.on_event(
+        &contact(
+            "k-2",
+            "2026-11-22T10:00:00Z",
+            "billing",
+            "invoice",
+            "email_received",
+            "inv-3",
+        ),
+        &pos(1),
+        EventTime(0),
+        &mut out,
+    );
+    let t = tasks(&out);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].rule, "customer_effort");
+    assert_eq!(
+        t[0].reason.as_deref(),
+        Some("customer effort: inv-3 raised in 2 channels (billing, service)")
+    );
+}

@@ -135,7 +135,7 @@ impl Millis {
         Ok(Millis(total))
     }
 
-    /// Human form used in explanations: `4 h`, `30 min`, `2 days`.
+    /// Human form used in explanations: `4 h`, `6 h 30 min`, `45 min`, `3 days`.
     pub fn human(self) -> String {
         let ms = self.0;
         if ms % DAY_MS == 0 && ms >= DAY_MS {
@@ -145,9 +145,14 @@ impl Millis {
             } else {
                 format!("{d} days")
             }
-        } else if ms % HOUR_MS == 0 && ms >= HOUR_MS {
-            format!("{} h", ms / HOUR_MS)
-        } else if ms % MINUTE_MS == 0 && ms >= MINUTE_MS {
+        } else if ms >= HOUR_MS {
+            let (h, m) = (ms / HOUR_MS, (ms % HOUR_MS) / MINUTE_MS);
+            if m == 0 {
+                format!("{h} h")
+            } else {
+                format!("{h} h {m} min")
+            }
+        } else if ms >= MINUTE_MS {
             format!("{} min", ms / MINUTE_MS)
         } else {
             format!("{} s", ms / SECOND_MS)
@@ -390,5 +395,8 @@ mod tests {
         assert_eq!(Millis::from_days(30).to_string(), "30d");
         assert_eq!(Millis(90 * MINUTE_MS).to_string(), "90m");
         assert_eq!(Millis::from_hours(4).human(), "4 h");
+        assert_eq!(Millis(390 * MINUTE_MS).human(), "6 h 30 min");
+        assert_eq!(Millis(45 * MINUTE_MS).human(), "45 min");
+        assert_eq!(Millis::from_hours(72).human(), "3 days");
     }
 }

@@ -4,7 +4,7 @@
 //! priority and due time, the ordered actions with compensation, value at risk and a
 //! one-line explanation. No state, no clock: the engine passes in every time it needs.
 
-mod render;
+pub(crate) mod render;
 
 pub use render::{IncidentFacts, Response};
 
@@ -139,7 +139,7 @@ impl Policy {
     }
 }
 
-fn raise_priority(p: &str) -> String {
+pub(crate) fn raise_priority(p: &str) -> String {
     match p {
         "p4" => "p3",
         "p3" => "p2",

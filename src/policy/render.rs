@@ -20,6 +20,10 @@ pub struct IncidentFacts<'a> {
     pub failure_count: u32,
     /// Failures on this incident so far (1 when the task opens).
     pub failures_on_incident: u32,
+    /// Priority steps added because the customer is carrying the cost (effort, cascades).
+    pub priority_boost: u8,
+    /// Why this revision exists when a contact caused it (`cascade: ...`).
+    pub signal: Option<&'a str>,
     pub repeat_window: Millis,
     pub amount_at_stake: f64,
     pub currency: &'a str,
@@ -46,7 +50,10 @@ pub struct Response {
 impl Policy {
     pub fn respond(&self, f: &IncidentFacts<'_>) -> Response {
         let tier = self.relationship(f.profile, f.detected_at);
-        let (priority, within) = self.response(f.severity, tier);
+        let (mut priority, within) = self.response(f.severity, tier);
+        for _ in 0..f.priority_boost {
+            priority = super::raise_priority(&priority);
+        }
         let mut due_at = f.last_failure_at.plus(within);
         if let Some(prev) = f.previous_due {
             if prev >= f.last_failure_at {
@@ -165,7 +172,18 @@ impl Policy {
             f.cause.as_str(),
             f.severity.as_str()
         );
-        let head = if f.failures_on_incident > 1 {
+        let head = if let Some(sig) = f.signal {
+            let mut sig = sig.to_string();
+            if let Some(first) = sig.get(..1) {
+                let upper = first.to_ascii_uppercase();
+                sig.replace_range(..1, &upper);
+            }
+            format!(
+                "{sig} ({} incident in {}; {facts})",
+                ordinal(f.failure_count),
+                f.repeat_window.human()
+            )
+        } else if f.failures_on_incident > 1 {
             format!(
                 "{} failure on {} ({} incident in {}; {facts})",
                 ordinal(f.failures_on_incident),
