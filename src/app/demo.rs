@@ -355,26 +355,33 @@ fn render(
     s
 }
 
-/// Picks three different kinds of task: the most severe, an escalated one, and one whose
-/// cause was external (or any other), so the examples show different responses.
+/// Picks three tasks of different rules (a contact-driven one, a repeat, a first failure...),
+/// so the examples show different responses; deterministic for a given run.
 fn examples<'a>(latest: &HashMap<&str, &'a RecoveryTask>) -> Vec<&'a RecoveryTask> {
     let mut all: Vec<&RecoveryTask> = latest.values().copied().collect();
-    all.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.task_id.cmp(&b.task_id)));
+    all.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.task_id.cmp(&b.task_id)));
     let mut picked: Vec<&RecoveryTask> = Vec::new();
-    let mut take = |pred: &dyn Fn(&RecoveryTask) -> bool| {
-        if let Some(t) = all
-            .iter()
-            .find(|t| pred(t) && !picked.iter().any(|p| p.task_id == t.task_id))
-        {
+    for rule in [
+        "cascade",
+        "customer_effort",
+        "repeat_failure",
+        "detractor",
+        "breaking_point",
+    ] {
+        if picked.len() == 3 {
+            break;
+        }
+        if let Some(t) = all.iter().find(|t| t.rule == rule) {
             picked.push(t);
         }
-    };
-    take(&|_| true);
-    take(&|t| t.revision > 1);
-    take(&|t| t.cause == "external");
-    take(&|t| t.relationship == crate::domain::Relationship::Loyal);
-    take(&|_| true);
-    take(&|_| true);
-    picked.truncate(3);
+    }
+    for t in &all {
+        if picked.len() == 3 {
+            break;
+        }
+        if !picked.iter().any(|p| p.task_id == t.task_id) {
+            picked.push(t);
+        }
+    }
     picked
 }

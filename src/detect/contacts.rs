@@ -106,6 +106,7 @@ fn effort(
                 task_id,
                 key: r.into(),
                 rule: Rule::CustomerEffort,
+                opened_by: Rule::CustomerEffort,
                 revision: 1,
                 status: TaskStatus::Open,
                 detected_at: e.occurred_at,

@@ -199,6 +199,7 @@ impl Engine {
                 inc.status = TaskStatus::Escalated;
                 inc.failures += 1;
                 inc.signal = None;
+                inc.rule = inc.opened_by;
                 inc.severity = inc.severity.max(severity);
                 inc.cause = inc.cause.max(cause);
                 inc.amount_at_stake = inc.amount_at_stake.max(e.amount.unwrap_or(0.0));
@@ -231,6 +232,7 @@ impl Engine {
                     task_id,
                     key,
                     rule,
+                    opened_by: rule,
                     revision: 1,
                     status: TaskStatus::Open,
                     detected_at: e.occurred_at,

@@ -220,6 +220,7 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
         cascaded: i.cascaded,
         effort_signalled: i.effort_signalled,
         signal: i.signal.as_deref().map(String::from),
+        opened_by: i.opened_by.id().to_string(),
     }
 }
 
@@ -284,6 +285,14 @@ fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, Sna
         .into_iter()
         .find(|r| r.id() == i.rule)
         .ok_or_else(|| unknown("rule", &i.rule))?;
+    let opened_by = if i.opened_by.is_empty() {
+        rule
+    } else {
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.id() == i.opened_by)
+            .ok_or_else(|| unknown("opened_by", &i.opened_by))?
+    };
     let status = status_from_str(&i.status).ok_or_else(|| unknown("status", &i.status))?;
     let severity = Severity::parse(&i.severity).ok_or_else(|| unknown("severity", &i.severity))?;
     let cause = Cause::parse(&i.cause).ok_or_else(|| unknown("cause", &i.cause))?;
@@ -294,6 +303,7 @@ fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, Sna
         task_id: i.task_id,
         key: i.key.into(),
         rule,
+        opened_by,
         revision: i.revision,
         status,
         detected_at: EventTime(i.detected_at_ms),

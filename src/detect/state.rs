@@ -36,7 +36,10 @@ pub struct Incident {
     pub task_id: String,
     /// The reference the incident is keyed by (`channel/touchpoint` when events carry none).
     pub key: Box<str>,
+    /// The rule behind the latest revision (a contact signal names its own rule).
     pub rule: Rule,
+    /// The rule that opened the incident; failure escalations carry it.
+    pub opened_by: Rule,
     pub revision: u32,
     pub status: TaskStatus,
     pub detected_at: EventTime,

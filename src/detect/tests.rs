@@ -458,6 +458,26 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             .collect::<Vec<_>>(),
         ["e-1", "k-1"]
     );
+    // A later failure escalates again; that revision is the failure's, so the rule that
+    // opened the incident is back.
+    eng.on_event(
+        &ev(
+            "e-5",
+            "2026-11-22T13:00:00Z",
+            "c-1",
+            "delivery_failed",
+            "failure",
+            "o-1",
+        ),
+        &pos(5),
+        EventTime(0),
+        &mut out,
+    );
+    let t = tasks(&out);
+    assert_eq!(
+        (t[2].revision, t[2].rule.as_str(), t[2].reason.as_deref()),
+        (3, "breaking_point", Some("failure 2 on the same incident"))
+    );
 }
 
 #[test]
