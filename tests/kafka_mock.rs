@@ -270,6 +270,7 @@ fn committed(config: &Config, topic: &str) -> HashMap<i32, i64> {
 }
 
 struct Running {
+    health: Arc<Health>,
     stop: Arc<AtomicBool>,
     handle: tokio::task::JoinHandle<Result<kafka::RunReport, kafka::PipelineError>>,
 }
@@ -282,12 +283,13 @@ fn start(config: &Config) -> Running {
         });
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = tokio::spawn(kafka::run(
-        config.clone(),
-        stop.clone(),
-        Arc::new(Health::default()),
-    ));
-    Running { stop, handle }
+    let health = Arc::new(Health::default());
+    let handle = tokio::spawn(kafka::run(config.clone(), stop.clone(), health.clone()));
+    Running {
+        health,
+        stop,
+        handle,
+    }
 }
 
 impl Running {
@@ -620,6 +622,94 @@ async fn retriable_produce_errors_lose_nothing() {
         ok,
         "all {} task revisions delivered despite produce errors",
         want.len()
+    );
+    drop(env.mock);
+}
+
+/// A second instance joins the group mid-run, taking over partitions from the first: the
+/// revoked partitions finish and commit their in-flight work, the new owner rebuilds their
+/// state from the input, and together they publish exactly what one uninterrupted instance
+/// would (duplicates, if any, only as identical revisions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_joining_mid_run_changes_nothing() {
+    let env = env("rebalance");
+    let topic = env.config.input.touchpoints.topics[0].clone();
+    let records: Vec<(String, Vec<u8>)> = traffic(900)
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
+    let want = expected(&env.config, &topic, &produced);
+    env.mock
+        .broker_round_trip_time(1, Duration::from_millis(20))
+        .expect("rtt");
+    let bootstrap = env.config.kafka.brokers.clone();
+    let tasks_topic = env.config.output.recovery_tasks.clone();
+
+    let first = start(&env.config);
+    assert!(
+        wait_until(Duration::from_secs(30), || !tasks_seen(
+            &bootstrap,
+            &tasks_topic
+        )
+        .is_empty())
+        .await,
+        "first tasks appear"
+    );
+    let second = start(&env.config);
+    // Keep the broker slow until the second instance holds (restored) partitions, so the
+    // hand-over happens while the first still has work in flight.
+    let health = second.health.clone();
+    assert!(
+        wait_until(Duration::from_secs(30), || health.ready().is_ok()).await,
+        "the second instance gets partitions"
+    );
+    env.mock
+        .broker_round_trip_time(1, Duration::from_millis(0))
+        .expect("rtt");
+    let ok = wait_until(Duration::from_secs(90), || {
+        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic)
+            .into_iter()
+            .map(|t| (t.task_id, t.revision))
+            .collect();
+        want.keys().all(|k| seen.contains(k))
+    })
+    .await;
+    let r2 = second.stop().await;
+    let r1 = first.stop().await;
+    assert!(ok, "every expected task arrives with two instances");
+    assert!(
+        r1.rebalances >= 2,
+        "the first instance saw the group change: {} rebalance callbacks",
+        r1.rebalances
+    );
+    assert!(
+        r2.records > 0,
+        "the second instance took over partitions and processed records"
+    );
+    let mut first_copy: HashMap<(String, u32), RecoveryTask> = HashMap::new();
+    let mut duplicates = 0;
+    for t in tasks_seen(&bootstrap, &tasks_topic) {
+        let k = (t.task_id.clone(), t.revision);
+        assert!(
+            want.contains_key(&k),
+            "unexpected task {k:?}: state was not carried over"
+        );
+        assert_eq!(
+            without_emitted_at(want[&k].clone()),
+            without_emitted_at(t.clone()),
+            "content of {k:?}"
+        );
+        if first_copy.insert(k, t).is_some() {
+            duplicates += 1;
+        }
+    }
+    eprintln!(
+        "two instances: {} expected, {} distinct, {duplicates} duplicates; records {} + {}",
+        want.len(),
+        first_copy.len(),
+        r1.records,
+        r2.records
     );
     drop(env.mock);
 }
