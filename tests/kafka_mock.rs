@@ -313,6 +313,44 @@ async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// True when the task topic holds every expected `(task_id, revision)`.
+fn all_present(bootstrap: &str, topic: &str, want: &BTreeMap<(String, u32), RecoveryTask>) -> bool {
+    let seen: std::collections::HashSet<(String, u32)> = tasks_seen(bootstrap, topic)
+        .into_iter()
+        .map(|t| (t.task_id, t.revision))
+        .collect();
+    want.keys().all(|k| seen.contains(k))
+}
+
+/// The task topic holds exactly `want`: nothing unexpected, every copy with the expected
+/// content (`emitted_at` aside), every expected revision present. Returns (distinct, duplicates).
+fn assert_exactly(
+    seen: Vec<RecoveryTask>,
+    want: &BTreeMap<(String, u32), RecoveryTask>,
+) -> (usize, usize) {
+    let mut distinct: HashMap<(String, u32), usize> = HashMap::new();
+    for t in seen {
+        let k = (t.task_id.clone(), t.revision);
+        let w = want
+            .get(&k)
+            .unwrap_or_else(|| panic!("unexpected task {k:?}"));
+        assert_eq!(
+            without_emitted_at(w.clone()),
+            without_emitted_at(t),
+            "content of {k:?} (duplicates must be the same revision)"
+        );
+        *distinct.entry(k).or_default() += 1;
+    }
+    let missing: Vec<&(String, u32)> = want.keys().filter(|k| !distinct.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} expected revisions missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    (distinct.len(), distinct.values().map(|n| n - 1).sum())
+}
+
 fn without_emitted_at(mut t: RecoveryTask) -> RecoveryTask {
     t.emitted_at.clear();
     t
@@ -552,39 +590,15 @@ async fn offsets_are_committed_only_after_delivery_across_a_stop_and_restart() {
         .expect("rtt");
     let second = start(&env.config);
     let ok = wait_until(Duration::from_secs(60), || {
-        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic)
-            .into_iter()
-            .map(|t| (t.task_id, t.revision))
-            .collect();
-        want.keys().all(|k| seen.contains(k))
+        all_present(&bootstrap, &tasks_topic, &want)
     })
     .await;
     second.stop().await;
     assert!(ok, "every expected task arrives after the restart");
-    let seen = tasks_seen(&bootstrap, &tasks_topic);
-    let mut first_copy: HashMap<(String, u32), RecoveryTask> = HashMap::new();
-    let mut duplicates = 0;
-    for t in seen {
-        let k = (t.task_id.clone(), t.revision);
-        assert!(want.contains_key(&k), "unexpected task {k:?}");
-        match first_copy.get(&k) {
-            Some(prev) => {
-                duplicates += 1;
-                assert_eq!(
-                    without_emitted_at(prev.clone()),
-                    without_emitted_at(t),
-                    "duplicates must be the same revision"
-                );
-            }
-            None => {
-                first_copy.insert(k, t);
-            }
-        }
-    }
+    let (distinct, duplicates) = assert_exactly(tasks_seen(&bootstrap, &tasks_topic), &want);
     eprintln!(
-        "after restart: {} expected, {} distinct seen, {duplicates} duplicates",
-        want.len(),
-        first_copy.len()
+        "after restart: {} expected, {distinct} distinct seen, {duplicates} duplicates",
+        want.len()
     );
     drop(env.mock);
 }
@@ -610,11 +624,7 @@ async fn retriable_produce_errors_lose_nothing() {
     let tasks_topic = env.config.output.recovery_tasks.clone();
     let run = start(&env.config);
     let ok = wait_until(Duration::from_secs(60), || {
-        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic)
-            .into_iter()
-            .map(|t| (t.task_id, t.revision))
-            .collect();
-        want.keys().all(|k| seen.contains(k))
+        all_present(&bootstrap, &tasks_topic, &want)
     })
     .await;
     run.stop().await;
@@ -623,6 +633,8 @@ async fn retriable_produce_errors_lose_nothing() {
         "all {} task revisions delivered despite produce errors",
         want.len()
     );
+    // Retried produces may repeat a record; only identical revisions are allowed.
+    assert_exactly(tasks_seen(&bootstrap, &tasks_topic), &want);
     drop(env.mock);
 }
 
@@ -668,11 +680,7 @@ async fn a_second_instance_joining_mid_run_changes_nothing() {
         .broker_round_trip_time(1, Duration::from_millis(0))
         .expect("rtt");
     let ok = wait_until(Duration::from_secs(90), || {
-        let seen: std::collections::HashSet<(String, u32)> = tasks_seen(&bootstrap, &tasks_topic)
-            .into_iter()
-            .map(|t| (t.task_id, t.revision))
-            .collect();
-        want.keys().all(|k| seen.contains(k))
+        all_present(&bootstrap, &tasks_topic, &want)
     })
     .await;
     let r2 = second.stop().await;
@@ -687,27 +695,10 @@ async fn a_second_instance_joining_mid_run_changes_nothing() {
         r2.records > 0,
         "the second instance took over partitions and processed records"
     );
-    let mut first_copy: HashMap<(String, u32), RecoveryTask> = HashMap::new();
-    let mut duplicates = 0;
-    for t in tasks_seen(&bootstrap, &tasks_topic) {
-        let k = (t.task_id.clone(), t.revision);
-        assert!(
-            want.contains_key(&k),
-            "unexpected task {k:?}: state was not carried over"
-        );
-        assert_eq!(
-            without_emitted_at(want[&k].clone()),
-            without_emitted_at(t.clone()),
-            "content of {k:?}"
-        );
-        if first_copy.insert(k, t).is_some() {
-            duplicates += 1;
-        }
-    }
+    let (distinct, duplicates) = assert_exactly(tasks_seen(&bootstrap, &tasks_topic), &want);
     eprintln!(
-        "two instances: {} expected, {} distinct, {duplicates} duplicates; records {} + {}",
+        "two instances: {} expected, {distinct} distinct, {duplicates} duplicates; records {} + {}",
         want.len(),
-        first_copy.len(),
         r1.records,
         r2.records
     );

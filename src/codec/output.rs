@@ -1,7 +1,7 @@
 //! Encoding of outputs: recovery tasks as JSON or `amends.v1.RecoveryTask`.
 
 use crate::config::Format;
-use crate::domain::RecoveryTask;
+use crate::domain::{Evidence, RecoveryTask};
 use crate::pb;
 use prost::Message;
 
@@ -49,18 +49,7 @@ pub fn task_to_pb(t: &RecoveryTask) -> pb::RecoveryTask {
             })
             .collect(),
         value_at_risk: t.value_at_risk,
-        evidence: t
-            .evidence
-            .iter()
-            .map(|e| pb::Evidence {
-                event_id: e.event_id.clone(),
-                topic: e.topic.clone(),
-                partition: e.partition,
-                offset: e.offset,
-                occurred_at: e.occurred_at.clone(),
-                r#type: e.event_type.clone(),
-            })
-            .collect(),
+        evidence: t.evidence.iter().map(pb::Evidence::from).collect(),
         explanation: t.explanation.clone(),
         channel: t.channel.clone(),
         touchpoint: t.touchpoint.clone(),
@@ -68,5 +57,31 @@ pub fn task_to_pb(t: &RecoveryTask) -> pb::RecoveryTask {
         fired_by: t.fired_by.clone(),
         segment: t.segment.clone(),
         currency: t.currency.clone(),
+    }
+}
+
+impl From<&Evidence> for pb::Evidence {
+    fn from(e: &Evidence) -> pb::Evidence {
+        pb::Evidence {
+            event_id: e.event_id.clone(),
+            topic: e.topic.clone(),
+            partition: e.partition,
+            offset: e.offset,
+            occurred_at: e.occurred_at.clone(),
+            r#type: e.event_type.clone(),
+        }
+    }
+}
+
+impl From<pb::Evidence> for Evidence {
+    fn from(e: pb::Evidence) -> Evidence {
+        Evidence {
+            event_id: e.event_id,
+            topic: e.topic,
+            partition: e.partition,
+            offset: e.offset,
+            occurred_at: e.occurred_at,
+            event_type: e.r#type,
+        }
     }
 }

@@ -168,31 +168,9 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
                 at_ms: k.at.0,
                 reference: k.reference.as_deref().map(String::from),
                 channel: k.channel.to_string(),
-                evidence: Some(evidence_to_pb(&k.evidence)),
+                evidence: Some(pb::Evidence::from(&k.evidence)),
             })
             .collect(),
-    }
-}
-
-fn evidence_to_pb(e: &Evidence) -> pb::Evidence {
-    pb::Evidence {
-        event_id: e.event_id.clone(),
-        topic: e.topic.clone(),
-        partition: e.partition,
-        offset: e.offset,
-        occurred_at: e.occurred_at.clone(),
-        r#type: e.event_type.clone(),
-    }
-}
-
-fn evidence_from_pb(e: pb::Evidence) -> Evidence {
-    Evidence {
-        event_id: e.event_id,
-        topic: e.topic,
-        partition: e.partition,
-        offset: e.offset,
-        occurred_at: e.occurred_at,
-        event_type: e.r#type,
     }
 }
 
@@ -215,7 +193,7 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
         event_type: i.event_type.to_string(),
         amount_at_stake: i.amount_at_stake,
         currency: i.currency.to_string(),
-        evidence: i.evidence.iter().map(evidence_to_pb).collect(),
+        evidence: i.evidence.iter().map(pb::Evidence::from).collect(),
         priority_boost: u32::from(i.priority_boost),
         cascaded: i.cascaded,
         effort_signalled: i.effort_signalled,
@@ -267,10 +245,7 @@ fn customer_from_pb(
                 at: EventTime(k.at_ms),
                 reference: k.reference.map(Box::from),
                 channel: k.channel.into(),
-                evidence: k
-                    .evidence
-                    .map(evidence_from_pb)
-                    .unwrap_or_else(|| evidence_from_pb(pb::Evidence::default())),
+                evidence: Evidence::from(k.evidence.unwrap_or_default()),
             })
             .collect(),
     };
@@ -318,7 +293,7 @@ fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, Sna
         event_type: i.event_type.into(),
         amount_at_stake: i.amount_at_stake,
         currency: i.currency.into(),
-        evidence: i.evidence.into_iter().map(evidence_from_pb).collect(),
+        evidence: i.evidence.into_iter().map(Evidence::from).collect(),
         priority_boost: u8::try_from(i.priority_boost)
             .map_err(|_| invalid(format!("{path}.priority_boost"), "out of range"))?,
         cascaded: i.cascaded,
