@@ -211,32 +211,9 @@ impl EventGen {
     }
 }
 
-/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds (the library's format).
 pub fn rfc3339_ms(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    // Howard Hinnant's algorithm.
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    amends::domain::EventTime(ms).to_string()
 }
 
 /// Now, in ms since the epoch.
