@@ -16,8 +16,10 @@ fn amends() -> Command {
 }
 
 fn write_input(path: &Path) -> usize {
+    // Four days, so that promises made in the simulation come due (and some are missed).
     let cfg = amends::sim::SimConfig {
-        customers: 300,
+        customers: 100,
+        duration: amends::domain::Millis::from_days(4),
         poison_every: 500,
         ..Default::default()
     };
@@ -62,7 +64,7 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
         .collect();
     assert!(
         tasks.len() > 20,
-        "a simulated day of 300 customers yields tasks, got {}",
+        "four simulated days of 100 customers yield tasks, got {}",
         tasks.len()
     );
     for t in &tasks {
@@ -72,7 +74,9 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
                 "repeat_failure",
                 "detractor",
                 "cascade",
-                "customer_effort"
+                "customer_effort",
+                "missed_expectation",
+                "slow_response"
             ]
             .contains(&t.rule.as_str()),
             "{}",
@@ -122,9 +126,11 @@ fn replay_is_byte_identical_and_writes_tasks_and_dead_letters() {
             "cascade",
             "customer_effort",
             "detractor",
-            "repeat_failure"
+            "missed_expectation",
+            "repeat_failure",
+            "slow_response"
         ],
-        "a simulated day exercises every rule"
+        "four simulated days exercise every rule"
     );
     // Evidence offsets are line indexes: the referenced line holds that event.
     let raw = std::fs::read(&input).unwrap();

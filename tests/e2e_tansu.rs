@@ -202,27 +202,44 @@ fn expected(config_path: &Path, topic: &str, produced: &[(Landed, GenRecord)]) -
             };
             out.clear();
             processor.process(&inbound, EventTime(0), &mut out);
-            for o in &out {
-                match o.kind {
-                    OutboundKind::Task => {
-                        let (key, value) = task_identity(&o.payload);
-                        assert!(
-                            tasks.insert(key.clone(), value).is_none(),
-                            "the library emitted {key:?} twice"
-                        );
-                    }
-                    OutboundKind::DeadLetter => {
-                        let reason = o.headers.iter().find(|(k, _)| k == "amends.reason");
-                        let reason = reason.map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-                        dead_letters.insert(*landed, reason.unwrap_or_default());
-                    }
-                }
-            }
+            collect(&out, Some(*landed), &mut tasks, &mut dead_letters);
         }
+        // End of input: the reorder buffer empties, as it does in the service once the
+        // partitions go idle.
+        out.clear();
+        processor.flush(EventTime(0), &mut out);
+        collect(&out, None, &mut tasks, &mut dead_letters);
     }
     Expected {
         tasks,
         dead_letters,
+    }
+}
+
+/// Files the outputs of one processing step: tasks by identity, dead letters by the input
+/// record (`landed`) they are for.
+fn collect(
+    out: &[amends::pipeline::OutboundRecord],
+    landed: Option<Landed>,
+    tasks: &mut BTreeMap<(String, u32), Value>,
+    dead_letters: &mut BTreeMap<Landed, String>,
+) {
+    for o in out {
+        match o.kind {
+            OutboundKind::Task => {
+                let (key, value) = task_identity(&o.payload);
+                assert!(
+                    tasks.insert(key.clone(), value).is_none(),
+                    "the library emitted {key:?} twice"
+                );
+            }
+            OutboundKind::DeadLetter => {
+                let reason = o.headers.iter().find(|(k, _)| k == "amends.reason");
+                let reason = reason.map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+                let landed = landed.expect("dead letters are immediate");
+                dead_letters.insert(landed, reason.unwrap_or_default());
+            }
+        }
     }
 }
 

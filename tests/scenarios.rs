@@ -24,7 +24,7 @@
 //! `AMENDS_SCENARIO=substring` runs only the matching fixtures.
 
 use amends::config::Config;
-use amends::detect::Engine;
+use amends::detect::{Engine, FiredBy};
 use amends::domain::{EventTime, RecoveryTask};
 use amends::pipeline::{InboundRecord, OutboundKind, OutboundRecord, Processor};
 use base64::Engine as _;
@@ -76,8 +76,11 @@ struct KnownBug {
     paths: Vec<String>,
 }
 
-/// One input record, before it is given a partition and offset.
+/// One input record, before it is given a partition and offset; or, with `idle_until`, not
+/// a record but the wall clock advancing every partition's watermark to that time (as when
+/// the partitions are idle).
 struct Input {
+    idle_until: Option<EventTime>,
     payload: Vec<u8>,
     customer: Option<String>,
     event_id: Option<String>,
@@ -86,11 +89,18 @@ struct Input {
 
 fn input(v: &Value) -> Result<Input, String> {
     let poison = |payload| Input {
+        idle_until: None,
         payload,
         customer: None,
         event_id: None,
         occurred_at: None,
     };
+    if let Some(t) = v.get("idle_until") {
+        let t = t.as_str().ok_or("`idle_until` must be a time")?;
+        let mut i = poison(Vec::new());
+        i.idle_until = Some(EventTime::parse(t).map_err(|e| format!("idle_until: {e}"))?);
+        return Ok(i);
+    }
     if let Some(raw) = v.get("raw") {
         return Ok(poison(
             raw.as_str()
@@ -118,6 +128,7 @@ fn input(v: &Value) -> Result<Input, String> {
     }
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
     Ok(Input {
+        idle_until: None,
         payload: serde_json::to_vec(v).expect("a JSON value serializes"),
         customer: text("customer_id"),
         event_id: text("event_id"),
@@ -141,10 +152,30 @@ struct Outputs {
     records: Vec<OutboundRecord>,
 }
 
+/// One step of a run: a record for its partition, or every partition's watermark moving
+/// to a time (by the wall clock for `idle_until`, by event time at the end of input).
+enum Step<'a> {
+    Record(&'a InboundRecord),
+    Advance(EventTime, FiredBy),
+}
+
+fn processor(config: &Config) -> Processor {
+    Processor::new(config).with_event_clock()
+}
+
 fn run(config: &Config, inputs: &[Input], partitions: usize) -> Result<Outputs, String> {
-    let mut processors: Vec<Processor> = (0..partitions).map(|_| Processor::new(config)).collect();
-    drive(config, inputs, partitions, |_, rec, now, out| {
-        processors[rec.partition as usize].process(rec, now, out);
+    let mut processors: Vec<Processor> = (0..partitions).map(|_| processor(config)).collect();
+    drive(config, inputs, partitions, |_, step, out| {
+        match step {
+            Step::Record(rec) => {
+                processors[rec.partition as usize].process(rec, EventTime(0), out);
+            }
+            Step::Advance(to, by) => {
+                for p in &mut processors {
+                    p.advance(to, EventTime(0), by, out);
+                }
+            }
+        }
         Ok(())
     })
 }
@@ -153,17 +184,18 @@ fn run(config: &Config, inputs: &[Input], partitions: usize) -> Result<Outputs, 
 /// replaced by one restored from the snapshot's bytes.
 fn run_restarted(config: &Config, inputs: &[Input], restart_at: usize) -> Result<Outputs, String> {
     let mut proc = Restartable::new(config);
-    drive(config, inputs, 1, |i, rec, now, out| {
+    drive(config, inputs, 1, |i, step, out| {
         if i == restart_at {
-            proc.restart()?;
+            proc.restart(inputs, out)?;
         }
-        proc.process(rec, now, out)
+        proc.step(step, out);
+        Ok(())
     })
 }
 
-/// `Processor::process` for touch-point records over an engine that can be swapped for a
-/// restored one (`Processor` cannot be built around an existing engine).
-/// The real `Processor`, which can be stopped and restarted from its engine's snapshot.
+/// The real `Processor`, which can be stopped and restarted from its engine's snapshot the
+/// way the service restarts: the records still in the reorder buffer were not committed, so
+/// they are consumed again.
 struct Restartable {
     config: Config,
     proc: Processor,
@@ -173,68 +205,88 @@ impl Restartable {
     fn new(config: &Config) -> Restartable {
         Restartable {
             config: config.clone(),
-            proc: Processor::new(config),
+            proc: processor(config),
         }
     }
 
-    fn restart(&mut self) -> Result<(), String> {
+    fn restart(&mut self, inputs: &[Input], out: &mut Vec<OutboundRecord>) -> Result<(), String> {
         let bytes = self.proc.engine().snapshot();
         let restored = Engine::restore(&self.config, &bytes)
             .map_err(|e| format!("restoring the snapshot: {e}"))?;
         if restored.snapshot() != bytes {
             return Err("snapshot -> restore -> snapshot changes the bytes".into());
         }
-        self.proc = Processor::with_engine(&self.config, restored);
+        let unreleased = self.proc.buffered_offsets();
+        self.proc = Processor::with_engine(&self.config, restored).with_event_clock();
+        // One partition: offset n is the n-th record; find its input.
+        let records: Vec<&Input> = inputs.iter().filter(|i| i.idle_until.is_none()).collect();
+        for offset in unreleased {
+            let inp = records[offset as usize];
+            let rec = record(inp, 0, offset);
+            self.proc.process(&rec, EventTime(0), out);
+        }
         Ok(())
     }
 
-    fn process(
-        &mut self,
-        rec: &InboundRecord,
-        now: EventTime,
-        out: &mut Vec<OutboundRecord>,
-    ) -> Result<(), String> {
-        self.proc.process(rec, now, out);
-        Ok(())
+    fn step(&mut self, step: Step<'_>, out: &mut Vec<OutboundRecord>) {
+        match step {
+            Step::Record(rec) => {
+                self.proc.process(rec, EventTime(0), out);
+            }
+            Step::Advance(to, by) => self.proc.advance(to, EventTime(0), by, out),
+        }
     }
 }
 
-/// Feeds the inputs, routed to partitions and given offsets, to `process(index, record, now,
-/// out)`, and maps what comes out back to event indices.
+fn record(inp: &Input, partition: usize, offset: i64) -> InboundRecord {
+    InboundRecord {
+        topic: Arc::from(TOPIC),
+        partition: partition as i32,
+        offset,
+        key: inp.customer.as_ref().map(|c| c.as_bytes().to_vec()),
+        payload: Some(inp.payload.clone()),
+        timestamp_ms: None,
+    }
+}
+
+/// Feeds the inputs, routed to partitions and given offsets, to `process(index, step, out)`,
+/// ends with every partition's watermark at the highest event time of the input, and maps
+/// what comes out back to event indices.
 fn drive(
     config: &Config,
     inputs: &[Input],
     partitions: usize,
-    mut process: impl FnMut(
-        usize,
-        &InboundRecord,
-        EventTime,
-        &mut Vec<OutboundRecord>,
-    ) -> Result<(), String>,
+    mut process: impl FnMut(usize, Step<'_>, &mut Vec<OutboundRecord>) -> Result<(), String>,
 ) -> Result<Outputs, String> {
     let mut next_offset = vec![0i64; partitions];
     let mut index_of: HashMap<(i32, i64), usize> = HashMap::new();
-    let mut now = EventTime(0);
     let mut outputs = Outputs {
         tasks: Vec::new(),
         dead_letters: Vec::new(),
         records: Vec::new(),
     };
-    for (i, inp) in inputs.iter().enumerate() {
-        let p = partition_of(inp.customer.as_deref(), partitions);
-        let rec = InboundRecord {
-            topic: Arc::from(TOPIC),
-            partition: p as i32,
-            offset: next_offset[p],
-            key: inp.customer.as_ref().map(|c| c.as_bytes().to_vec()),
-            payload: Some(inp.payload.clone()),
-            timestamp_ms: None,
-        };
-        next_offset[p] += 1;
-        index_of.insert((rec.partition, rec.offset), i);
-        now = inp.occurred_at.unwrap_or(now);
+    let end = inputs
+        .iter()
+        .filter_map(|i| i.occurred_at.or(i.idle_until))
+        .max()
+        .unwrap_or(EventTime(0));
+    for i in 0..=inputs.len() {
         let mut out = Vec::new();
-        process(i, &rec, now, &mut out).map_err(|e| format!("event {i}: {e}"))?;
+        if let Some(inp) = inputs.get(i) {
+            if let Some(to) = inp.idle_until {
+                process(i, Step::Advance(to, FiredBy::WallClock), &mut out)
+                    .map_err(|e| format!("event {i}: {e}"))?;
+            } else {
+                let p = partition_of(inp.customer.as_deref(), partitions);
+                let rec = record(inp, p, next_offset[p]);
+                next_offset[p] += 1;
+                index_of.insert((rec.partition, rec.offset), i);
+                process(i, Step::Record(&rec), &mut out).map_err(|e| format!("event {i}: {e}"))?;
+            }
+        } else {
+            process(i, Step::Advance(end, FiredBy::EventTime), &mut out)
+                .map_err(|e| format!("end of input: {e}"))?;
+        }
         for o in out {
             match o.kind {
                 OutboundKind::Task => outputs.tasks.push(
@@ -242,7 +294,7 @@ fn drive(
                 ),
                 OutboundKind::DeadLetter => outputs
                     .dead_letters
-                    .push(dead_letter(config, &o, inp, &index_of)?),
+                    .push(dead_letter(config, &o, inputs, &index_of)?),
             }
             outputs.records.push(o);
         }
@@ -306,7 +358,7 @@ fn task(
 fn dead_letter(
     config: &Config,
     o: &OutboundRecord,
-    inp: &Input,
+    inputs: &[Input],
     index_of: &HashMap<(i32, i64), usize>,
 ) -> Result<DeadLetter, String> {
     let num = |name| {
@@ -321,6 +373,7 @@ fn dead_letter(
     let i = *index_of
         .get(&(partition, offset))
         .ok_or("dead letter points at no input")?;
+    let inp = &inputs[i];
     if &*o.topic != config.output.dead_letter.as_str()
         || o.payload != inp.payload
         || header(o, "amends.source.topic") != Some(TOPIC)
@@ -510,7 +563,7 @@ fn run_fixture(path: &Path) -> Result<(), String> {
     // Interrupted after every event (the middle included): snapshot, restore into a new
     // engine, go on. Comparing records also checks that the output is deterministic (ids,
     // times, wording, record headers and bytes).
-    for at in 1..inputs.len() {
+    for at in 1..=inputs.len() {
         let restarted = run_restarted(&config, &inputs, at)?;
         if restarted != single {
             let mut d = Vec::new();

@@ -1,6 +1,7 @@
 //! `amends replay`: the same processing as the service, over a JSON-lines file, writing
-//! `recovery-tasks.jsonl` and `dead-letter.jsonl`. Deterministic: `emitted_at` and
-//! `dead_lettered_at` are the highest event time seen so far, never the wall clock.
+//! `recovery-tasks.jsonl` and `dead-letter.jsonl`. Deterministic: `emitted_at` is the event time
+//! that caused the output (an event's `occurred_at`, a timer's deadline) and `dead_lettered_at`
+//! the highest event time received so far, never the wall clock.
 
 use crate::config::{Config, Format};
 use crate::domain::EventTime;
@@ -69,6 +70,7 @@ pub fn replay_stream(
     let mut s = ReplaySummary::default();
     let mut line = Vec::with_capacity(4096);
     let mut outs: Vec<OutboundRecord> = Vec::new();
+    let mut released: Vec<i64> = Vec::new();
     let mut now = EventTime::MIN;
     let mut offset: i64 = -1;
     loop {
@@ -94,6 +96,8 @@ pub fn replay_stream(
             timestamp_ms: None,
         };
         let processed = p.process(&rec, now, &mut outs);
+        p.take_released(&mut released);
+        released.clear();
         line = rec.payload.unwrap_or_default();
         match processed {
             Processed::Event { event_time, .. } => {
@@ -107,11 +111,10 @@ pub fn replay_stream(
         }
         write_outputs(&mut outs, tasks, dead, &mut s)?;
     }
-    // At end of input, time advances to the last event time.
-    if now > EventTime::MIN {
-        p.advance(now, now, &mut outs);
-        write_outputs(&mut outs, tasks, dead, &mut s)?;
-    }
+    // At end of input, time advances to the last event time: the reorder buffer empties and
+    // the timers due before it fire.
+    p.flush(now, &mut outs);
+    write_outputs(&mut outs, tasks, dead, &mut s)?;
     s.customers = p.engine().customers();
     s.elapsed_s = started.elapsed().as_secs_f64();
     Ok(s)

@@ -29,6 +29,9 @@ pub enum Reason {
     Validation,
     /// Larger than `limits.max_message_bytes`.
     TooLarge,
+    /// A valid event later than `detect.allowed_lateness` behind the watermark. It still
+    /// updated the customer's history; the dead letter makes it visible (design.md, Time).
+    Late,
 }
 
 impl Reason {
@@ -37,9 +40,15 @@ impl Reason {
             Reason::Decode => "decode",
             Reason::Validation => "validation",
             Reason::TooLarge => "too_large",
+            Reason::Late => "late",
         }
     }
-    pub const ALL: [Reason; 3] = [Reason::Decode, Reason::Validation, Reason::TooLarge];
+    pub const ALL: [Reason; 4] = [
+        Reason::Decode,
+        Reason::Validation,
+        Reason::TooLarge,
+        Reason::Late,
+    ];
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! `[detect]`: what counts as a failure, how failures group into incidents, state bounds.
 
 use super::{invalid, ConfigError, Dur};
+use crate::domain::Severity;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +38,69 @@ pub struct DetectConfig {
     pub state_ttl: Dur,
     /// Most customers kept per partition; the least recently active are evicted beyond it.
     pub max_customers: usize,
+    /// A partition's watermark is its highest event time minus this.
+    pub out_of_orderness: Dur,
+    /// An event more than this behind the watermark is late: it updates history, is counted
+    /// and dead-lettered as `late`, and never opens or escalates a task.
+    pub allowed_lateness: Dur,
+    /// Wall-clock time without input after which a partition stops holding the watermark
+    /// back; when all are idle, the watermark advances with the wall clock.
+    pub idle_partition_after: Dur,
+    /// A customer is contacted proactively at most once per this period: a new incident
+    /// within it merges into the customer's open task, unless it is critical.
+    pub suppression_period: Dur,
+    /// Severity of a missed promise made with `expected_by` on an event type no expectation
+    /// below names.
+    #[serde(deserialize_with = "super::policy::de_severity")]
+    pub promise_severity: Severity,
+    /// Promises and service levels: `missed_expectation` and `slow_response`.
+    pub expectations: Vec<ExpectationConfig>,
+}
+
+/// Which rule a missed expectation reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectationRule {
+    MissedExpectation,
+    SlowResponse,
+}
+
+/// `[[detect.expectations]]`: an event of type `when` expects an event of one of the
+/// `expect` types for the same customer and `reference`, within `within` (or, without
+/// `within`, by the event's own `expected_by`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectationConfig {
+    pub rule: ExpectationRule,
+    pub when: String,
+    pub expect: Vec<String>,
+    #[serde(default)]
+    pub within: Option<Dur>,
+    /// Event types that withdraw the request: no task, or the open task is cancelled.
+    #[serde(default)]
+    pub cancelled_by: Vec<String>,
+    #[serde(deserialize_with = "super::policy::de_severity")]
+    pub severity: Severity,
+}
+
+impl ExpectationConfig {
+    fn new(
+        rule: ExpectationRule,
+        when: &str,
+        expect: &str,
+        within: Option<Dur>,
+        cancelled_by: &[&str],
+        severity: Severity,
+    ) -> ExpectationConfig {
+        ExpectationConfig {
+            rule,
+            when: when.into(),
+            expect: vec![expect.into()],
+            within,
+            cancelled_by: cancelled_by.iter().map(|s| s.to_string()).collect(),
+            severity,
+        }
+    }
 }
 
 impl Default for DetectConfig {
@@ -78,6 +142,45 @@ impl Default for DetectConfig {
             cascade_window: Dur::hours(72),
             state_ttl: Dur::days(90),
             max_customers: 1_000_000,
+            out_of_orderness: Dur::secs(120),
+            allowed_lateness: Dur::hours(1),
+            idle_partition_after: Dur::secs(30),
+            suppression_period: Dur::days(7),
+            promise_severity: Severity::Major,
+            expectations: vec![
+                ExpectationConfig::new(
+                    ExpectationRule::MissedExpectation,
+                    "order_placed",
+                    "order_shipped",
+                    Some(Dur::hours(48)),
+                    &["order_cancelled", "order_withdrawn"],
+                    Severity::Major,
+                ),
+                ExpectationConfig::new(
+                    ExpectationRule::MissedExpectation,
+                    "delivery_scheduled",
+                    "delivered",
+                    None,
+                    &["delivery_failed", "delivery_withdrawn"],
+                    Severity::Major,
+                ),
+                ExpectationConfig::new(
+                    ExpectationRule::SlowResponse,
+                    "ticket_opened",
+                    "agent_replied",
+                    Some(Dur::hours(4)),
+                    &["ticket_withdrawn"],
+                    Severity::Minor,
+                ),
+                ExpectationConfig::new(
+                    ExpectationRule::SlowResponse,
+                    "callback_requested",
+                    "callback_made",
+                    Some(Dur::hours(2)),
+                    &["callback_cancelled"],
+                    Severity::Minor,
+                ),
+            ],
         }
     }
 }
@@ -153,6 +256,71 @@ impl DetectConfig {
         }
         if self.max_customers == 0 {
             return Err(invalid("detect.max_customers", "must be at least 1"));
+        }
+        for (key, d) in [
+            ("detect.allowed_lateness", self.allowed_lateness),
+            ("detect.idle_partition_after", self.idle_partition_after),
+        ] {
+            if d.millis().0 <= 0 {
+                return Err(invalid(key, "must be longer than zero"));
+            }
+        }
+        if self.allowed_lateness.millis() > self.state_ttl.millis() {
+            return Err(invalid(
+                "detect.allowed_lateness",
+                "must not be longer than detect.state_ttl",
+            ));
+        }
+        if self.suppression_period.millis() > self.state_ttl.millis() {
+            return Err(invalid(
+                "detect.suppression_period",
+                "must not be longer than detect.state_ttl",
+            ));
+        }
+        for (i, x) in self.expectations.iter().enumerate() {
+            let key = |k: &str| format!("detect.expectations[{i}].{k}");
+            if x.when.is_empty() {
+                return Err(invalid(key("when"), "must name an event type"));
+            }
+            if x.expect.is_empty() || x.expect.iter().any(String::is_empty) {
+                return Err(invalid(
+                    key("expect"),
+                    "must list at least one event type, none empty",
+                ));
+            }
+            if x.expect.contains(&x.when) {
+                return Err(invalid(
+                    key("expect"),
+                    format!("`{}` cannot fulfil its own promise", x.when),
+                ));
+            }
+            if let Some(w) = x.within {
+                if w.millis().0 <= 0 {
+                    return Err(invalid(key("within"), "must be longer than zero"));
+                }
+                if w.millis() > self.state_ttl.millis() {
+                    return Err(invalid(
+                        key("within"),
+                        "must not be longer than detect.state_ttl",
+                    ));
+                }
+            }
+            if let Some(c) = x
+                .cancelled_by
+                .iter()
+                .find(|c| x.expect.contains(c) || **c == x.when)
+            {
+                return Err(invalid(
+                    key("cancelled_by"),
+                    format!("`{c}` is also the promise or its fulfilment"),
+                ));
+            }
+            if self.expectations[..i].iter().any(|o| o.when == x.when) {
+                return Err(invalid(
+                    key("when"),
+                    format!("`{}` already has an expectation", x.when),
+                ));
+            }
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ mod detect;
 mod durations;
 mod policy;
 
-pub use detect::DetectConfig;
+pub use detect::{DetectConfig, ExpectationConfig, ExpectationRule};
 pub use durations::Dur;
 pub use policy::{CompensationRule, PolicyConfig, ResponseRule};
 
@@ -222,6 +222,9 @@ pub struct PipelineConfig {
     pub partition_queue: usize,
     /// Input records per partition whose outputs may be awaiting broker acknowledgement.
     pub max_in_flight: usize,
+    /// Events per partition held in the reorder buffer until the watermark passes them;
+    /// beyond it the earliest is applied at once (counted in metrics).
+    pub reorder_buffer_max: usize,
     /// How long a graceful stop (SIGTERM/SIGINT) may take to drain and commit.
     pub shutdown_timeout: Dur,
     /// How long a revoked partition may take to drain before the rebalance proceeds.
@@ -242,6 +245,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             partition_queue: 1024,
             max_in_flight: 4096,
+            reorder_buffer_max: 200_000,
             shutdown_timeout: Dur::secs(30),
             revoke_timeout: Dur::secs(20),
             delivery_attempts: 5,
@@ -437,6 +441,9 @@ impl Config {
         let p = &self.pipeline;
         if p.partition_queue == 0 {
             return Err(invalid("pipeline.partition_queue", "must be at least 1"));
+        }
+        if p.reorder_buffer_max == 0 {
+            return Err(invalid("pipeline.reorder_buffer_max", "must be at least 1"));
         }
         if p.max_in_flight == 0 {
             return Err(invalid("pipeline.max_in_flight", "must be at least 1"));

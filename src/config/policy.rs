@@ -106,7 +106,7 @@ pub struct QueuePolicy {
     pub critical: String,
 }
 
-fn de_severity<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+pub(super) fn de_severity<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
     let s = String::deserialize(d)?;
     Severity::parse(&s)
         .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not minor, major or critical")))

@@ -5,17 +5,12 @@
 //! incident yet opens one, because the effort is a failure of its own (domain.md, 5).
 
 use super::ids;
+use super::lifecycle::{self, add_evidence, Signalled};
 use super::rules::Rule;
-use super::state::{Contact, CustomerState, Incident, MAX_EVIDENCE};
+use super::state::{Contact, CustomerState, Incident};
 use crate::config::DetectConfig;
 use crate::domain::{Cause, EventTime, Evidence, Severity, TaskStatus, TouchpointEvent};
 use crate::policy::render::humanize;
-
-/// What a contact did: escalated the incident at this index, or opened it.
-pub(super) enum Signalled {
-    Escalated(usize),
-    Opened(usize),
-}
 
 /// Severity of an effort-only incident, before repetition raises it.
 pub(super) struct EffortDefaults<'a> {
@@ -31,6 +26,7 @@ pub(super) fn on_contact(
     cust: &mut CustomerState,
     e: &TouchpointEvent,
     evidence: Evidence,
+    signal: bool,
 ) -> Option<Signalled> {
     let t = e.occurred_at;
     cust.prune_contacts(t, d.effort_window.millis().max(d.cascade_window.millis()));
@@ -40,6 +36,10 @@ pub(super) fn on_contact(
         channel: e.channel.as_str().into(),
         evidence: evidence.clone(),
     });
+    if !signal {
+        // A late contact is history only.
+        return None;
+    }
     if let Some(s) = effort(d, defaults, customer_id, cust, e) {
         return Some(s);
     }
@@ -80,10 +80,10 @@ fn effort(
         )
     };
     let evidence: Vec<Evidence> = about.iter().map(|c| c.evidence.clone()).collect();
-    match cust.incidents.iter().position(|i| &*i.key == r) {
+    match cust.incident_for(r) {
         Some(idx) => {
             let inc = &mut cust.incidents[idx];
-            if inc.effort_signalled || is_closed(inc) {
+            if inc.effort_signalled || inc.is_closed() {
                 return None;
             }
             inc.effort_signalled = true;
@@ -102,7 +102,7 @@ fn effort(
                 defaults.severity
             };
             let task_id = ids::stable_id("t", &[customer_id, r, &e.event_id]);
-            cust.incidents.push(Incident {
+            let inc = Incident {
                 task_id,
                 key: r.into(),
                 rule: Rule::CustomerEffort,
@@ -126,8 +126,10 @@ fn effort(
                 cascaded: false,
                 effort_signalled: true,
                 signal: Some(why.into()),
-            });
-            Some(Signalled::Opened(cust.incidents.len() - 1))
+                also: Vec::new(),
+                fired_by: None,
+            };
+            Some(lifecycle::open(cust, d.suppression_period.millis(), inc))
         }
     }
 }
@@ -148,7 +150,7 @@ fn cascade(
         .enumerate()
         .filter(|(_, i)| {
             !i.cascaded
-                && !is_closed(i)
+                && !i.is_closed()
                 && *i.channel != *e.channel.as_str()
                 && t >= i.last_failure_at
                 && t <= i.last_failure_at.plus(window)
@@ -176,10 +178,6 @@ fn cascade(
     Some(Signalled::Escalated(idx))
 }
 
-fn is_closed(i: &Incident) -> bool {
-    matches!(i.status, TaskStatus::Resolved | TaskStatus::Cancelled)
-}
-
 /// A contact-driven revision counts from the contact, like a failure: a deadline that has
 /// already passed is replaced by a fresh one (see `policy::render`), and the incident stays
 /// open for `incident_window` after it.
@@ -190,11 +188,4 @@ fn escalate(inc: &mut Incident, rule: Rule, why: String, at: EventTime) {
     inc.rule = rule;
     inc.priority_boost = inc.priority_boost.saturating_add(1);
     inc.signal = Some(why.into());
-}
-
-fn add_evidence(inc: &mut Incident, ev: Evidence) {
-    if inc.evidence.len() < MAX_EVIDENCE && !inc.evidence.iter().any(|x| x.event_id == ev.event_id)
-    {
-        inc.evidence.push(ev);
-    }
 }

@@ -7,7 +7,9 @@
 //! one per partition worker), so state can be restored and dropped per partition.
 
 mod contacts;
+mod expect;
 pub mod ids;
+mod lifecycle;
 pub mod rules;
 pub mod snapshot;
 pub mod state;
@@ -17,15 +19,47 @@ use crate::domain::{
     Cause, EventTime, Evidence, Millis, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent,
 };
 use crate::policy::{IncidentFacts, Policy};
+use lifecycle::Signalled;
+pub use rules::FiredBy;
 use rules::{FailureSignal, Rule};
-use state::{CustomerState, Incident, MAX_EVIDENCE};
-use std::collections::HashMap;
+use state::{CustomerState, Incident};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// What the engine produces.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A new revision of a recovery task.
     Task(RecoveryTask),
+}
+
+/// The processing clock stamped on outputs as `emitted_at`. It never affects decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The wall clock at processing time (the service).
+    Wall(EventTime),
+    /// The event time that caused each output: the event's `occurred_at`, or the deadline of
+    /// a fired timer. Deterministic whatever the partitioning (`amends replay`, tests).
+    Event,
+}
+
+impl Clock {
+    pub fn at(self, cause: EventTime) -> EventTime {
+        match self {
+            Clock::Wall(t) => t,
+            Clock::Event => cause,
+        }
+    }
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Applied,
+    /// A repeated `event_id` within `detect.duplicate_horizon`: ignored.
+    Duplicate,
+    /// Later than `detect.allowed_lateness`: history updated, no task opened or escalated.
+    Late,
 }
 
 /// Counters the pipeline turns into metrics. Monotonic over the engine's life.
@@ -40,16 +74,28 @@ pub struct EngineStats {
     pub evicted: u64,
     /// Customers dropped after `detect.state_ttl` without activity.
     pub expired: u64,
+    /// Events later than `detect.allowed_lateness`.
+    pub late: u64,
+    /// Promises whose timer fired before any fulfilment came.
+    pub timers_fired: u64,
+    /// Task revisions that resolved or cancelled a task.
+    pub tasks_settled: u64,
 }
 
 pub struct Engine {
     detect: DetectConfig,
     policy: Policy,
+    specs: expect::Specs,
     customers: HashMap<Box<str>, CustomerState>,
     stats: EngineStats,
-    /// Highest event time seen; state expiry runs against it.
+    /// Highest event time applied; state expiry runs against it.
     max_event_time: EventTime,
+    /// The watermark the pipeline last set: lateness is judged against it.
+    watermark: EventTime,
     next_sweep: EventTime,
+    /// Promise deadlines, earliest first: (deadline, customer). Entries whose promise was
+    /// kept in the meantime are skipped when they come up.
+    timers: BinaryHeap<Reverse<(EventTime, Box<str>)>>,
 }
 
 /// How far event time must move between TTL sweeps. A sweep walks every customer, so it
@@ -61,10 +107,13 @@ impl Engine {
         Engine {
             detect: config.detect.clone(),
             policy: Policy::new(&config.policy),
+            specs: expect::Specs::new(&config.detect),
             customers: HashMap::new(),
             stats: EngineStats::default(),
             max_event_time: EventTime::MIN,
+            watermark: EventTime::MIN,
             next_sweep: EventTime::MIN,
+            timers: BinaryHeap::new(),
         }
     }
 
@@ -105,15 +154,22 @@ impl Engine {
         None
     }
 
-    /// Applies one event. `now` is the processing time stamped on outputs as `emitted_at`
-    /// (wall clock in the service, event time in replay); it never affects decisions.
+    /// Is an event at `t` later than the allowed lateness behind the current watermark?
+    pub fn is_late(&self, t: EventTime) -> bool {
+        self.watermark > EventTime::MIN
+            && t.plus(self.detect.allowed_lateness.millis()) < self.watermark
+    }
+
+    /// Applies one event. The pipeline hands events over in event-time order (up to the
+    /// watermark) and says whether the event is `late`; `clock` stamps the outputs.
     pub fn on_event(
         &mut self,
         e: &TouchpointEvent,
         src: &SourcePos,
-        now: EventTime,
+        clock: Clock,
+        late: bool,
         out: &mut Vec<Output>,
-    ) {
+    ) -> Verdict {
         self.stats.events += 1;
         if e.occurred_at > self.max_event_time {
             self.max_event_time = e.occurred_at;
@@ -141,7 +197,7 @@ impl Engine {
         );
         if cust.seen.iter().any(|(f, _)| *f == fp) {
             self.stats.duplicates += 1;
-            return;
+            return Verdict::Duplicate;
         }
         cust.seen.push((fp, e.occurred_at));
         if e.occurred_at > cust.last_activity {
@@ -150,41 +206,76 @@ impl Engine {
         if let Some(p) = &e.customer {
             cust.profile = Some(p.clone());
         }
+        if late {
+            self.stats.late += 1;
+        }
+        if failure.is_some() {
+            self.stats.failures += 1;
+        }
+        let policy = &self.policy;
+        let stats = &mut self.stats;
+        let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime| {
+            let task = render(policy, d, &e.customer_id, cust, idx, clock.at(cause));
+            match task.status {
+                TaskStatus::Open => stats.tasks_opened += 1,
+                TaskStatus::Escalated => stats.tasks_escalated += 1,
+                TaskStatus::Resolved | TaskStatus::Cancelled => stats.tasks_settled += 1,
+            }
+            out.push(Output::Task(task));
+        };
         if d.contact_types.iter().any(|t| **t == *e.event_type) {
             let defaults = contacts::EffortDefaults {
-                severity: self.policy.cfg.severity.default,
-                currency: &self.policy.cfg.default_currency,
+                severity: policy.cfg.severity.default,
+                currency: &policy.cfg.default_currency,
             };
-            if let Some(sig) =
-                contacts::on_contact(d, &defaults, &e.customer_id, cust, e, evidence_of(e, src))
-            {
-                let idx = match sig {
-                    contacts::Signalled::Opened(idx) => {
-                        self.stats.tasks_opened += 1;
-                        idx
-                    }
-                    contacts::Signalled::Escalated(idx) => {
-                        self.stats.tasks_escalated += 1;
-                        idx
-                    }
-                };
-                out.push(Output::Task(render(
-                    &self.policy,
-                    &self.detect,
-                    &e.customer_id,
-                    cust,
-                    idx,
-                    now,
-                )));
+            if let Some(sig) = contacts::on_contact(
+                d,
+                &defaults,
+                &e.customer_id,
+                cust,
+                e,
+                evidence_of(e, src),
+                !late,
+            ) {
+                emit(cust, sig.index(), e.occurred_at);
             }
         }
-        let Some(signal) = failure else { return };
-        self.stats.failures += 1;
-
+        let ctx = expect::Ctx {
+            specs: &self.specs,
+            detect: d,
+            policy,
+            customer_id: &e.customer_id,
+        };
+        let new_deadline = ctx.on_event(
+            cust,
+            e,
+            failure.is_some(),
+            late,
+            &|| evidence_of(e, src),
+            &mut emit,
+        );
+        if let Some(deadline) = new_deadline {
+            self.timers.push(Reverse((deadline, e.customer_id.clone())));
+        }
+        let Some(signal) = failure else {
+            return if late {
+                Verdict::Late
+            } else {
+                Verdict::Applied
+            };
+        };
         let key: Box<str> = match &e.reference {
             Some(r) => r.clone(),
             None => format!("{}/{}", e.channel.as_str(), e.touchpoint).into(),
         };
+        let existing = cust.incident_for(&key);
+        if late {
+            // History only: the failure counts towards later `failure_count`s.
+            if existing.is_none() {
+                cust.incident_opens.push(e.occurred_at);
+            }
+            return Verdict::Late;
+        }
         let severity = self.policy.severity(e);
         let cause = e.cause.unwrap_or(Cause::Unknown);
         let evidence = evidence_of(e, src);
@@ -192,7 +283,7 @@ impl Engine {
             .currency
             .clone()
             .unwrap_or_else(|| self.policy.cfg.default_currency.as_str().into());
-        let idx = match cust.incidents.iter().position(|i| i.key == key) {
+        let sig = match existing {
             Some(idx) => {
                 let inc = &mut cust.incidents[idx];
                 inc.revision += 1;
@@ -211,11 +302,18 @@ impl Engine {
                 let opened_before_window = inc.detected_at.plus(d.repeat_window.millis()) < t;
                 inc.failure_count =
                     cust.incident_opens.len() as u32 + u32::from(opened_before_window);
-                if inc.evidence.len() < MAX_EVIDENCE {
-                    inc.evidence.push(evidence);
+                if inc.key != key {
+                    // A failure on a reference merged into this task.
+                    inc.signal = Some(
+                        format!(
+                            "{} on {key}, merged into this task",
+                            crate::policy::render::humanize(&e.event_type)
+                        )
+                        .into(),
+                    );
                 }
-                self.stats.tasks_escalated += 1;
-                idx
+                lifecycle::add_evidence(inc, evidence);
+                Signalled::Escalated(idx)
             }
             None => {
                 cust.incident_opens.push(e.occurred_at);
@@ -228,7 +326,7 @@ impl Engine {
                     severity
                 };
                 let task_id = ids::stable_id("t", &[&e.customer_id, &key, &e.event_id]);
-                cust.incidents.push(Incident {
+                let inc = Incident {
                     task_id,
                     key,
                     rule,
@@ -241,7 +339,7 @@ impl Engine {
                     severity,
                     cause,
                     failures: 1,
-                    failure_count: cust.incident_opens.len() as u32,
+                    failure_count: nth,
                     channel: e.channel.as_str().into(),
                     touchpoint: e.touchpoint.clone(),
                     event_type: e.event_type.clone(),
@@ -252,17 +350,63 @@ impl Engine {
                     cascaded: false,
                     effort_signalled: false,
                     signal: None,
-                });
-                self.stats.tasks_opened += 1;
-                cust.incidents.len() - 1
+                    also: Vec::new(),
+                    fired_by: None,
+                };
+                lifecycle::open(cust, d.suppression_period.millis(), inc)
             }
         };
-        let task = render(&self.policy, &self.detect, &e.customer_id, cust, idx, now);
-        out.push(Output::Task(task));
+        emit(cust, sig.index(), e.occurred_at);
+        Verdict::Applied
     }
 
-    /// Moves event time forward without an event: expires state past its TTL.
-    pub fn advance(&mut self, watermark: EventTime, _now: EventTime, _out: &mut Vec<Output>) {
+    /// The earliest pending promise deadline, if any (it may turn out already kept).
+    pub fn next_timer(&self) -> Option<EventTime> {
+        self.timers.peek().map(|Reverse((d, _))| *d)
+    }
+
+    /// Fires the earliest timer: the promises of that customer due by its deadline that are
+    /// still unkept open (or escalate) their tasks. False when there was no timer.
+    pub fn fire_next(&mut self, clock: Clock, fired_by: FiredBy, out: &mut Vec<Output>) -> bool {
+        let Some(Reverse((deadline, customer_id))) = self.timers.pop() else {
+            return false;
+        };
+        let Some(cust) = self.customers.get_mut(&customer_id) else {
+            return true;
+        };
+        let (policy, d, stats) = (&self.policy, &self.detect, &mut self.stats);
+        let ctx = expect::Ctx {
+            specs: &self.specs,
+            detect: d,
+            policy,
+            customer_id: &customer_id,
+        };
+        let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime| {
+            let task = render(policy, d, &customer_id, cust, idx, clock.at(cause));
+            match task.status {
+                TaskStatus::Open => stats.tasks_opened += 1,
+                TaskStatus::Escalated => stats.tasks_escalated += 1,
+                TaskStatus::Resolved | TaskStatus::Cancelled => stats.tasks_settled += 1,
+            }
+            out.push(Output::Task(task));
+        };
+        let n = expect::fire_due(&ctx, cust, deadline, fired_by, &mut emit);
+        self.stats.timers_fired += n as u64;
+        true
+    }
+
+    /// The watermark last set.
+    pub fn watermark(&self) -> EventTime {
+        self.watermark
+    }
+
+    /// Moves the watermark (never back) and expires state past its TTL. Timers are fired by
+    /// the pipeline, in event-time order with the events (`next_timer`, `fire_next`).
+    pub fn set_watermark(&mut self, watermark: EventTime) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
         if watermark < self.next_sweep {
             return;
         }
@@ -319,6 +463,16 @@ impl Engine {
     pub fn restore_customer(&mut self, bytes: &[u8]) -> Result<Box<str>, snapshot::SnapshotError> {
         snapshot::restore_customer(self, bytes)
     }
+
+    /// Re-creates the timer of every unfired promise (after a restore).
+    fn rebuild_timers(&mut self) {
+        self.timers.clear();
+        for (id, c) in &self.customers {
+            for x in c.expectations.iter().filter(|x| !x.fired) {
+                self.timers.push(Reverse((x.deadline, id.clone())));
+            }
+        }
+    }
 }
 
 fn evidence_of(e: &TouchpointEvent, src: &SourcePos) -> Evidence {
@@ -338,7 +492,7 @@ fn render(
     customer_id: &str,
     cust: &mut CustomerState,
     idx: usize,
-    now: EventTime,
+    emitted_at: EventTime,
 ) -> RecoveryTask {
     let profile = cust.profile.as_ref();
     let inc = &cust.incidents[idx];
@@ -381,7 +535,7 @@ fn render(
         incident: inc.key.to_string(),
         rule: inc.rule.id().to_string(),
         detected_at: inc.detected_at.to_string(),
-        emitted_at: now.to_string(),
+        emitted_at: emitted_at.to_string(),
         severity: inc.severity,
         failure_count: inc.failure_count,
         cause: inc.cause.as_str().to_string(),
@@ -400,7 +554,7 @@ fn render(
             .and_then(|p| p.segment.as_ref())
             .map(|s| s.to_string()),
         reason,
-        fired_by: None,
+        fired_by: inc.fired_by.map(|f| f.as_str().to_string()),
     };
     cust.incidents[idx].due_at = r.due_at;
     task

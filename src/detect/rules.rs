@@ -18,15 +18,23 @@ pub enum Rule {
     /// Repeated contacts about one reference, or the same problem raised in several channels:
     /// the effort is a failure of its own (domain.md, 5).
     CustomerEffort,
+    /// A promise was not kept: the fulfilling event did not come by the deadline
+    /// (`detect.expectations` with rule `missed_expectation`, or an event's `expected_by`).
+    MissedExpectation,
+    /// A contact got no response within its service level (`detect.expectations` with rule
+    /// `slow_response`).
+    SlowResponse,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 7] = [
         Rule::BreakingPoint,
         Rule::RepeatFailure,
         Rule::Detractor,
         Rule::Cascade,
         Rule::CustomerEffort,
+        Rule::MissedExpectation,
+        Rule::SlowResponse,
     ];
 
     pub fn id(self) -> &'static str {
@@ -36,6 +44,8 @@ impl Rule {
             Rule::Detractor => "detractor",
             Rule::Cascade => "cascade",
             Rule::CustomerEffort => "customer_effort",
+            Rule::MissedExpectation => "missed_expectation",
+            Rule::SlowResponse => "slow_response",
         }
     }
 
@@ -66,4 +76,29 @@ pub enum FailureSignal {
     /// Repeated contacts about one reference, or the same problem raised in several channels:
     /// the effort is a failure of its own (domain.md, 5).
     CustomerEffort,
+}
+
+/// Which clock moved the watermark past a timer's deadline (the task's `fired_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FiredBy {
+    /// Event time: later events moved the watermark.
+    EventTime,
+    /// The wall clock: the partitions were idle, so time advanced without events.
+    WallClock,
+}
+
+impl FiredBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FiredBy::EventTime => "event_time",
+            FiredBy::WallClock => "wall_clock",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FiredBy> {
+        match s {
+            "event_time" => Some(FiredBy::EventTime),
+            "wall_clock" => Some(FiredBy::WallClock),
+            _ => None,
+        }
+    }
 }

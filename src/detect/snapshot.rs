@@ -87,9 +87,14 @@ pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         tasks_escalated: stats.tasks_escalated,
         evicted: stats.evicted,
         expired: stats.expired,
+        late: stats.late,
+        timers_fired: stats.timers_fired,
+        tasks_settled: stats.tasks_settled,
     };
     engine.max_event_time = EventTime(snap.max_event_time_ms);
     engine.next_sweep = EventTime(snap.next_sweep_ms);
+    engine.watermark = snap.watermark_ms.map_or(EventTime::MIN, EventTime);
+    engine.rebuild_timers();
     Ok(engine)
 }
 
@@ -112,6 +117,11 @@ pub fn decode_customer(bytes: &[u8]) -> Result<(Box<str>, CustomerState), Snapsh
 /// are left alone: they are not part of a customer's snapshot.
 pub fn restore_customer(engine: &mut Engine, bytes: &[u8]) -> Result<Box<str>, SnapshotError> {
     let (id, state) = decode_customer(bytes)?;
+    for x in state.expectations.iter().filter(|x| !x.fired) {
+        engine
+            .timers
+            .push(std::cmp::Reverse((x.deadline, id.clone())));
+    }
     engine.customers.insert(id.clone(), state);
     Ok(id)
 }
@@ -137,7 +147,11 @@ fn to_pb(engine: &Engine) -> pb::EngineSnapshot {
             tasks_escalated: s.tasks_escalated,
             evicted: s.evicted,
             expired: s.expired,
+            late: s.late,
+            timers_fired: s.timers_fired,
+            tasks_settled: s.tasks_settled,
         }),
+        watermark_ms: (engine.watermark > EventTime::MIN).then_some(engine.watermark.0),
     }
 }
 
@@ -171,6 +185,33 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
                 evidence: Some(pb::Evidence::from(&k.evidence)),
             })
             .collect(),
+        expectations: c
+            .expectations
+            .iter()
+            .map(|x| pb::ExpectationSnapshot {
+                key: x.key.to_string(),
+                promise_type: x.promise_type.to_string(),
+                made_at_ms: x.made_at.0,
+                deadline_ms: x.deadline.0,
+                fired: x.fired,
+                evidence: Some(pb::Evidence::from(&x.evidence)),
+                channel: x.channel.to_string(),
+                touchpoint: x.touchpoint.to_string(),
+                amount: x.amount,
+                currency: x.currency.as_deref().map(String::from),
+                cause: x.cause.map(|c| c.as_str().to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        fulfilments: c
+            .fulfilments
+            .iter()
+            .map(|f| pb::FulfilmentSnapshot {
+                key_fingerprint: f.key_fp,
+                type_fingerprint: f.type_fp,
+                at_ms: f.at.0,
+                failure: f.failure,
+            })
+            .collect(),
     }
 }
 
@@ -199,6 +240,11 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
         effort_signalled: i.effort_signalled,
         signal: i.signal.as_deref().map(String::from),
         opened_by: i.opened_by.id().to_string(),
+        also: i.also.iter().map(|k| k.to_string()).collect(),
+        fired_by: i
+            .fired_by
+            .map(|f| f.as_str().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -224,6 +270,35 @@ fn customer_from_pb(
         .enumerate()
         .map(|(n, i)| incident_from_pb(i, &field(&format!("incidents[{n}]"))))
         .collect::<Result<Vec<_>, _>>()?;
+    let expectations = c
+        .expectations
+        .into_iter()
+        .enumerate()
+        .map(|(n, x)| {
+            let cause = match x.cause.as_str() {
+                "" => None,
+                v => Some(Cause::parse(v).ok_or_else(|| {
+                    invalid(
+                        field(&format!("expectations[{n}].cause")),
+                        format!("unknown value `{v}`"),
+                    )
+                })?),
+            };
+            Ok(crate::detect::state::Expectation {
+                key: x.key.into(),
+                promise_type: x.promise_type.into(),
+                made_at: EventTime(x.made_at_ms),
+                deadline: EventTime(x.deadline_ms),
+                fired: x.fired,
+                evidence: Evidence::from(x.evidence.unwrap_or_default()),
+                channel: x.channel.into(),
+                touchpoint: x.touchpoint.into(),
+                amount: x.amount,
+                currency: x.currency.map(Box::from),
+                cause,
+            })
+        })
+        .collect::<Result<Vec<_>, SnapshotError>>()?;
     let state = CustomerState {
         last_activity: EventTime(c.last_activity_ms),
         profile: c.profile.map(|p| CustomerProfile {
@@ -246,6 +321,17 @@ fn customer_from_pb(
                 reference: k.reference.map(Box::from),
                 channel: k.channel.into(),
                 evidence: Evidence::from(k.evidence.unwrap_or_default()),
+            })
+            .collect(),
+        expectations,
+        fulfilments: c
+            .fulfilments
+            .into_iter()
+            .map(|f| crate::detect::state::Fulfilment {
+                key_fp: f.key_fingerprint,
+                type_fp: f.type_fingerprint,
+                at: EventTime(f.at_ms),
+                failure: f.failure,
             })
             .collect(),
     };
@@ -299,6 +385,11 @@ fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, Sna
         cascaded: i.cascaded,
         effort_signalled: i.effort_signalled,
         signal: i.signal.map(Box::from),
+        also: i.also.into_iter().map(Box::from).collect(),
+        fired_by: match i.fired_by.as_str() {
+            "" => None,
+            v => Some(super::rules::FiredBy::parse(v).ok_or_else(|| unknown("fired_by", v))?),
+        },
     })
 }
 
@@ -340,9 +431,16 @@ mod tests {
                 partition: 0,
                 offset: *offset as i64,
             };
-            engine.on_event(&e, &src, e.occurred_at, out);
+            engine.on_event(&e, &src, crate::detect::Clock::Event, false, out);
             let wm = engine.max_event_time();
-            engine.advance(wm, wm, out);
+            while engine.next_timer().is_some_and(|d| d < wm) {
+                engine.fire_next(
+                    crate::detect::Clock::Event,
+                    crate::detect::FiredBy::EventTime,
+                    out,
+                );
+            }
+            engine.set_watermark(wm);
         }
     }
 
@@ -416,7 +514,11 @@ mod tests {
         let config = Config::from_toml_str(
             "[detect]\nincident_window = \"2h\"\nrepeat_window = \"3h\"\n\
              duplicate_horizon = \"1h\"\nstate_ttl = \"3h\"\n\
-             effort_window = \"2h\"\ncascade_window = \"2h\"\n",
+             effort_window = \"2h\"\ncascade_window = \"2h\"\nsuppression_period = \"1h\"\n\
+             [[detect.expectations]]\nrule = \"missed_expectation\"\nwhen = \"order_placed\"\n\
+             expect = [\"order_shipped\"]\nwithin = \"1h\"\nseverity = \"major\"\n\
+             [[detect.expectations]]\nrule = \"slow_response\"\nwhen = \"ticket_opened\"\n\
+             expect = [\"agent_replied\"]\nwithin = \"30m\"\nseverity = \"minor\"\n",
             "test",
             std::iter::empty(),
         )

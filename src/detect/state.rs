@@ -2,7 +2,7 @@
 //! is one per active customer: open incidents, recent incident openings (for `failure_count`),
 //! recent event-id fingerprints (duplicates) and the last known profile.
 
-use super::rules::Rule;
+use super::rules::{FiredBy, Rule};
 use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
 
 /// Most evidence entries kept on one incident; older ones beyond it are summarised by
@@ -20,6 +20,41 @@ pub struct CustomerState {
     pub seen: Vec<(u64, EventTime)>,
     /// Recent contacts (the customer reaching out), for `customer_effort` and `cascade`.
     pub contacts: Vec<Contact>,
+    /// Promises and service levels awaiting their fulfilling event (or already missed and
+    /// awaiting it for the retraction).
+    pub expectations: Vec<Expectation>,
+    /// Recent events on a reference, so a promise that arrives after its fulfilment (out of
+    /// order) is matched. Kept for `allowed_lateness + out_of_orderness`.
+    pub fulfilments: Vec<Fulfilment>,
+}
+
+/// A promise made to the customer: `promise_type` on `key` expects a fulfilling event by
+/// `deadline`. Which rule and which types fulfil it follow from `promise_type` and the
+/// config (`detect.expectations`), so the state stays valid when other expectations change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub key: Box<str>,
+    pub promise_type: Box<str>,
+    pub made_at: EventTime,
+    pub deadline: EventTime,
+    /// The deadline passed and the task was opened (or the incident escalated).
+    pub fired: bool,
+    pub evidence: Evidence,
+    pub channel: Box<str>,
+    pub touchpoint: Box<str>,
+    pub amount: Option<f64>,
+    pub currency: Option<Box<str>>,
+    pub cause: Option<Cause>,
+}
+
+/// An event on a reference, remembered briefly: fingerprints of reference and type, its
+/// time, and whether it was a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fulfilment {
+    pub key_fp: u64,
+    pub type_fp: u64,
+    pub at: EventTime,
+    pub failure: bool,
 }
 
 /// The customer reaching out: when, about what, where, and the event as evidence.
@@ -63,10 +98,30 @@ pub struct Incident {
     pub effort_signalled: bool,
     /// Why the latest revision exists when a contact caused it (shown as `reason`).
     pub signal: Option<Box<str>>,
+    /// References of incidents merged into this one's task within the suppression period.
+    pub also: Vec<Box<str>>,
+    /// The clock that fired the timer behind this incident, if a timer did.
+    pub fired_by: Option<FiredBy>,
+}
+
+impl Incident {
+    /// Is `key` this incident's reference or one merged into it?
+    pub fn covers(&self, key: &str) -> bool {
+        &*self.key == key || self.also.iter().any(|k| &**k == key)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.status, TaskStatus::Resolved | TaskStatus::Cancelled)
+    }
 }
 
 impl CustomerState {
     /// Forgets what no rule can need any more at event time `t`.
+    /// The incident keyed by `key`, or the one it was merged into.
+    pub fn incident_for(&self, key: &str) -> Option<usize> {
+        self.incidents.iter().position(|i| i.covers(key))
+    }
+
     pub fn prune_contacts(&mut self, t: EventTime, keep: crate::domain::Millis) {
         self.contacts.retain(|c| c.at.plus(keep) >= t);
     }
@@ -80,6 +135,9 @@ impl CustomerState {
     ) {
         self.incidents
             .retain(|i| i.last_failure_at.plus(incident_window) >= t);
+        // A missed promise stays matchable by a late fulfilment while its incident lives.
+        self.expectations
+            .retain(|x| !x.fired || x.deadline.plus(incident_window) >= t);
         self.incident_opens.retain(|o| o.plus(repeat_window) >= t);
         self.seen.retain(|(_, at)| at.plus(dup_horizon) >= t);
     }

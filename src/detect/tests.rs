@@ -50,7 +50,8 @@ fn single_failure_opens_one_task_with_full_content() {
             "o-1",
         ),
         &pos(0),
-        now,
+        Clock::Wall(now),
+        false,
         &mut out,
     );
     assert!(out.is_empty(), "a success is not a failure");
@@ -64,7 +65,8 @@ fn single_failure_opens_one_task_with_full_content() {
             "o-1",
         ),
         &pos(1),
-        now,
+        Clock::Wall(now),
+        false,
         &mut out,
     );
     let t = tasks(&out);
@@ -106,7 +108,10 @@ fn single_failure_opens_one_task_with_full_content() {
 
 #[test]
 fn later_failures_on_the_incident_escalate_the_same_task() {
-    let mut eng = Engine::new(&Config::defaults());
+    // Without the suppression period, which would merge the second reference into the task.
+    let mut config = Config::defaults();
+    config.detect.suppression_period = crate::config::Dur::secs(0);
+    let mut eng = Engine::new(&config);
     let mut out = Vec::new();
     let now = EventTime(0);
     eng.on_event(
@@ -119,7 +124,8 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
             "o-1",
         ),
         &pos(0),
-        now,
+        Clock::Wall(now),
+        false,
         &mut out,
     );
     eng.on_event(
@@ -132,7 +138,8 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
             "o-1",
         ),
         &pos(1),
-        now,
+        Clock::Wall(now),
+        false,
         &mut out,
     );
     eng.on_event(
@@ -145,7 +152,8 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
             "inv-9",
         ),
         &pos(2),
-        now,
+        Clock::Wall(now),
+        false,
         &mut out,
     );
     let t = tasks(&out);
@@ -201,7 +209,8 @@ fn incident_window_closes_the_incident() {
             "o-1",
         ),
         &pos(0),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     eng.on_event(
@@ -214,7 +223,8 @@ fn incident_window_closes_the_incident() {
             "o-1",
         ),
         &pos(1),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     let t = tasks(&out);
@@ -237,8 +247,8 @@ fn duplicate_event_ids_are_ignored() {
         "failure",
         "o-1",
     );
-    eng.on_event(&e, &pos(0), EventTime(0), &mut out);
-    eng.on_event(&e, &pos(1), EventTime(0), &mut out);
+    eng.on_event(&e, &pos(0), Clock::Wall(EventTime(0)), false, &mut out);
+    eng.on_event(&e, &pos(1), Clock::Wall(EventTime(0)), false, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(eng.stats().duplicates, 1);
 }
@@ -258,7 +268,8 @@ fn task_ids_are_deterministic_across_engines() {
                 "o-1",
             ),
             &pos(0),
-            EventTime(0),
+            Clock::Wall(EventTime(0)),
+            false,
             &mut out,
         );
         tasks(&out)[0].task_id.clone()
@@ -307,15 +318,11 @@ fn state_expires_after_ttl_and_is_capped() {
             "success",
             "o",
         );
-        eng.on_event(&e, &pos(i), EventTime(0), &mut out);
+        eng.on_event(&e, &pos(i), Clock::Wall(EventTime(0)), false, &mut out);
     }
     assert!(eng.customers() <= 10);
     assert!(eng.stats().evicted >= 15);
-    eng.advance(
-        EventTime::parse("2027-06-01T00:00:00Z").unwrap(),
-        EventTime(0),
-        &mut out,
-    );
+    eng.set_watermark(EventTime::parse("2027-06-01T00:00:00Z").unwrap());
     assert_eq!(eng.customers(), 0);
     assert!(eng.stats().expired > 0);
 }
@@ -337,7 +344,7 @@ fn eviction_among_equally_idle_customers_is_deterministic() {
                 "success",
                 "o",
             );
-            eng.on_event(&e, &pos(i), EventTime(0), &mut out);
+            eng.on_event(&e, &pos(i), Clock::Wall(EventTime(0)), false, &mut out);
         }
         let mut ids: Vec<String> = eng.customers.keys().map(|k| k.to_string()).collect();
         ids.sort();
@@ -360,7 +367,7 @@ fn a_low_survey_score_is_a_detractor_task() {
     let survey = event(
         r#"{"event_id":"s-1","occurred_at":"2026-11-22T10:00:00Z","customer_id":"c-9","channel":"service","touchpoint":"survey","type":"survey_answered","outcome":"neutral","reference":"order-5","score":1}"#,
     );
-    eng.on_event(&survey, &pos(0), EventTime(0), &mut out);
+    eng.on_event(&survey, &pos(0), Clock::Wall(EventTime(0)), false, &mut out);
     let t = tasks(&out);
     assert_eq!(
         (t.len(), t[0].rule.as_str(), t[0].incident.as_str()),
@@ -395,7 +402,8 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "o-1",
         ),
         &pos(0),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     eng.on_event(
@@ -408,7 +416,8 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "o-1",
         ),
         &pos(1),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     // A second contact in the same other channel is not another cascade.
@@ -422,7 +431,8 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "o-1",
         ),
         &pos(2),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     let t = tasks(&out);
@@ -470,7 +480,8 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "o-1",
         ),
         &pos(5),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     let t = tasks(&out);
@@ -503,7 +514,8 @@ fn repeated_contacts_about_one_reference_are_customer_effort() {
                 "o-7",
             ),
             &pos(i as i64),
-            EventTime(0),
+            Clock::Wall(EventTime(0)),
+            false,
             &mut out,
         );
     }
@@ -531,7 +543,8 @@ fn repeated_contacts_about_one_reference_are_customer_effort() {
             "o-7",
         ),
         &pos(9),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     assert_eq!(tasks(&out).len(), 1);
@@ -551,7 +564,8 @@ fn the_same_problem_in_two_channels_is_customer_effort() {
             "inv-3",
         ),
         &pos(0),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     eng.on_event(
@@ -564,7 +578,8 @@ fn the_same_problem_in_two_channels_is_customer_effort() {
             "inv-3",
         ),
         &pos(1),
-        EventTime(0),
+        Clock::Wall(EventTime(0)),
+        false,
         &mut out,
     );
     let t = tasks(&out);

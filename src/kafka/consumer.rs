@@ -350,6 +350,11 @@ pub async fn run(
         workers: Mutex::new(HashMap::new()),
         deps: WorkerDeps {
             state_size: Default::default(),
+            buffered: Default::default(),
+            watermarks: Arc::new(crate::pipeline::watermark::Watermarks::new(
+                config.detect.out_of_orderness.millis(),
+                config.detect.idle_partition_after.millis(),
+            )),
             config: config.clone(),
             sink,
             board: board.clone(),

@@ -7,14 +7,23 @@ use super::sink::{now_ms, KafkaSink};
 use super::PipelineError;
 use crate::config::Config;
 use crate::domain::EventTime;
+use crate::pipeline::watermark::{PartitionClock, Watermarks};
+use crate::pipeline::Watermarking;
 use crate::pipeline::{InboundRecord, Processed, Processor};
 use crate::telemetry::events::{DeadLettered, EventDecoded};
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 pub(crate) type TopicPartition = (Arc<str>, i32);
+
+/// One batch of outputs being delivered: resolves to the offset it holds the commit at.
+type Delivery =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, (i64, PipelineError)>> + Send>>;
+
+/// How often a worker recomputes the instance's watermark and fires due timers.
+const WATERMARK_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A partition's rebuilt state and the committed offset it was rebuilt up to.
 pub(crate) type RestoredState = Box<(Processor, Option<i64>)>;
@@ -81,6 +90,19 @@ pub(crate) struct WorkerHandle {
     pub restoring: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Engine and processor figures as last reported to metrics (counters report the increase).
+#[derive(Default, Clone, Copy)]
+struct Reported {
+    customers: usize,
+    evicted: u64,
+    expired: u64,
+    duplicates: u64,
+    late: u64,
+    timers_fired: u64,
+    buffered: usize,
+    forced: u64,
+}
+
 /// Customers held in state across this instance's workers (the `amends_state_customers`
 /// gauge). Each worker adds its own changes and removes its share when it stops.
 #[derive(Default)]
@@ -88,18 +110,26 @@ pub(crate) struct StateSize(std::sync::atomic::AtomicI64);
 
 impl StateSize {
     fn add(&self, delta: i64) {
+        self.add_to(delta, crate::telemetry::names::STATE_CUSTOMERS);
+    }
+
+    /// Adds to the instance-wide total and sets gauge `name` to it.
+    fn add_to(&self, delta: i64, name: &'static str) {
         if delta != 0 {
             let total = self
                 .0
                 .fetch_add(delta, std::sync::atomic::Ordering::Relaxed)
                 + delta;
-            metrics::gauge!(crate::telemetry::names::STATE_CUSTOMERS).set(total as f64);
+            metrics::gauge!(name).set(total as f64);
         }
     }
 }
 
 pub(crate) struct WorkerDeps {
     pub state_size: Arc<StateSize>,
+    /// Events in reorder buffers across this instance's workers.
+    pub buffered: Arc<StateSize>,
+    pub watermarks: Arc<Watermarks>,
     pub config: Arc<Config>,
     pub sink: KafkaSink,
     pub board: Arc<OffsetBoard>,
@@ -121,9 +151,13 @@ pub(crate) fn spawn(
     let processor = if restore.is_some() {
         None
     } else {
-        Some(Processor::new(&deps.config))
+        Some(Processor::new(&deps.config).with_watermarking(Watermarking::External))
     };
+    let clock = deps.watermarks.register(tp.0.clone(), tp.1, now_ms());
     let w = Worker {
+        clock,
+        watermarks: deps.watermarks.clone(),
+        commits: Commits::default(),
         tp,
         processor,
         sink: deps.sink.clone(),
@@ -131,7 +165,8 @@ pub(crate) fn spawn(
         fatal: deps.fatal.clone(),
         max_in_flight: deps.config.pipeline.max_in_flight,
         state_size: deps.state_size.clone(),
-        reported: (0, 0, 0, 0),
+        reported: Reported::default(),
+        buffered: deps.buffered.clone(),
         restoring: restoring.clone(),
     };
     let join = rt.spawn(w.run(rx, restore));
@@ -142,7 +177,51 @@ pub(crate) fn spawn(
     }
 }
 
+/// Where this partition's commit may go: not past a record still in the reorder buffer, nor
+/// past outputs awaiting acknowledgement.
+#[derive(Default)]
+struct Commits {
+    /// Records received but still in the processor's reorder buffer.
+    unreleased: std::collections::BTreeSet<i64>,
+    /// Deliveries in flight, by the offset the commit must stay at or below until they are
+    /// acknowledged.
+    blocking: std::collections::BTreeMap<i64, u32>,
+    /// The offset after the last record received.
+    next: Option<i64>,
+}
+
+impl Commits {
+    /// The next offset to commit: the first record not yet applied with all outputs
+    /// acknowledged.
+    fn position(&self) -> Option<i64> {
+        [
+            self.unreleased.first().copied(),
+            self.blocking.keys().next().copied(),
+            self.next,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn block(&mut self, at: i64) {
+        *self.blocking.entry(at).or_insert(0) += 1;
+    }
+
+    fn unblock(&mut self, at: i64) {
+        if let Some(n) = self.blocking.get_mut(&at) {
+            *n -= 1;
+            if *n == 0 {
+                self.blocking.remove(&at);
+            }
+        }
+    }
+}
+
 struct Worker {
+    clock: Arc<PartitionClock>,
+    watermarks: Arc<Watermarks>,
+    commits: Commits,
     tp: TopicPartition,
     processor: Option<Processor>,
     sink: KafkaSink,
@@ -150,36 +229,79 @@ struct Worker {
     fatal: Arc<Fatal>,
     max_in_flight: usize,
     state_size: Arc<StateSize>,
-    /// (customers, evicted, expired, duplicates) as last reported to metrics.
-    reported: (usize, u64, u64, u64),
+    /// What was last reported to metrics.
+    reported: Reported,
+    buffered: Arc<StateSize>,
     restoring: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         // The partition's state goes with the worker.
-        self.state_size.add(-(self.reported.0 as i64));
+        self.state_size.add(-(self.reported.customers as i64));
+        self.buffered.add_to(
+            -(self.reported.buffered as i64),
+            crate::telemetry::names::REORDER_BUFFERED,
+        );
+        self.watermarks.deregister(&self.tp.0, self.tp.1);
     }
 }
 
 impl Worker {
-    fn report_state(&mut self) {
-        use crate::telemetry::names::{DUPLICATES, STATE_EVICTED};
+    fn report_state(&mut self, by: crate::detect::FiredBy) {
+        use crate::telemetry::names::{
+            DUPLICATES, LATE_EVENTS, REORDER_BUFFERED, REORDER_FORCED, STATE_EVICTED, TIMERS_FIRED,
+        };
         let Some(processor) = self.processor.as_ref() else {
             return;
         };
         let eng = processor.engine();
         let st = eng.stats();
-        let now = (eng.customers(), st.evicted, st.expired, st.duplicates);
-        self.state_size.add(now.0 as i64 - self.reported.0 as i64);
-        if now.1 > self.reported.1 {
-            metrics::counter!(STATE_EVICTED, "cause" => "cap").increment(now.1 - self.reported.1);
-        }
-        if now.2 > self.reported.2 {
-            metrics::counter!(STATE_EVICTED, "cause" => "ttl").increment(now.2 - self.reported.2);
-        }
-        if now.3 > self.reported.3 {
-            metrics::counter!(DUPLICATES).increment(now.3 - self.reported.3);
+        let now = Reported {
+            customers: eng.customers(),
+            evicted: st.evicted,
+            expired: st.expired,
+            duplicates: st.duplicates,
+            late: st.late,
+            timers_fired: st.timers_fired,
+            buffered: processor.buffered(),
+            forced: processor.forced_releases(),
+        };
+        let was = &self.reported;
+        self.state_size
+            .add(now.customers as i64 - was.customers as i64);
+        self.buffered
+            .add_to(now.buffered as i64 - was.buffered as i64, REORDER_BUFFERED);
+        let counters = [
+            (
+                now.evicted,
+                was.evicted,
+                STATE_EVICTED,
+                Some(("cause", "cap")),
+            ),
+            (
+                now.expired,
+                was.expired,
+                STATE_EVICTED,
+                Some(("cause", "ttl")),
+            ),
+            (now.duplicates, was.duplicates, DUPLICATES, None),
+            (now.late, was.late, LATE_EVENTS, None),
+            (
+                now.timers_fired,
+                was.timers_fired,
+                TIMERS_FIRED,
+                Some(("clock", by.as_str())),
+            ),
+            (now.forced, was.forced, REORDER_FORCED, None),
+        ];
+        for (n, w, name, label) in counters {
+            if n > w {
+                match label {
+                    Some((k, v)) => metrics::counter!(name, k => v).increment(n - w),
+                    None => metrics::counter!(name).increment(n - w),
+                }
+            }
         }
         self.reported = now;
     }
@@ -190,15 +312,34 @@ impl Worker {
         restore: Option<tokio::sync::oneshot::Receiver<RestoredState>>,
     ) {
         let mut resume_at = None;
-        if let Some(restored) = restore {
-            match restored.await {
+        if let Some(mut restored) = restore {
+            // Rebuilding is not idleness: the partition keeps holding the watermark.
+            let mut touch = tokio::time::interval(WATERMARK_TICK);
+            let restored = loop {
+                tokio::select! {
+                    r = &mut restored => break r,
+                    _ = touch.tick() => self.clock.touch(now_ms()),
+                }
+            };
+            match restored {
                 Ok(b) => {
-                    let (p, committed) = *b;
+                    let (mut p, committed) = *b;
                     // The replay's own counts (duplicates seen, customers evicted) were the
                     // previous owner's to report; count from here on. The customers held are
                     // a gauge and are added by the next report.
                     let st = p.engine().stats();
-                    self.reported = (0, st.evicted, st.expired, st.duplicates);
+                    self.reported = Reported {
+                        evicted: st.evicted,
+                        expired: st.expired,
+                        duplicates: st.duplicates,
+                        late: st.late,
+                        timers_fired: st.timers_fired,
+                        forced: p.forced_releases(),
+                        ..Reported::default()
+                    };
+                    p.set_watermarking(Watermarking::External);
+                    p.set_timers(true);
+                    self.clock.observe(Some(p.received_max()), now_ms());
                     self.processor = Some(p);
                     resume_at = committed;
                 }
@@ -208,8 +349,11 @@ impl Worker {
             self.restoring
                 .store(false, std::sync::atomic::Ordering::Release);
         }
-        let mut in_flight = FuturesOrdered::new();
+        let mut in_flight = FuturesUnordered::new();
         let mut outs = Vec::new();
+        let mut released = Vec::new();
+        let mut tick = tokio::time::interval(WATERMARK_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Completions first: they free in-flight slots and advance the offset.
@@ -230,22 +374,26 @@ impl Worker {
                             }
                         }
                         let ts = rec.timestamp_ms;
-                        let now = EventTime(now_ms());
+                        let wall = now_ms();
+                        let now = EventTime(wall);
                         outs.clear();
                         let Some(processor) = self.processor.as_mut() else { return };
                         let processed = processor.process(&rec, now, &mut outs);
-                        let wm = processor.engine().max_event_time();
-                        processor.advance(wm, now, &mut outs);
+                        let event_time = match &processed {
+                            Processed::Event { event_time, .. } => Some(*event_time),
+                            _ => None,
+                        };
+                        self.clock.observe(event_time, wall);
+                        let (wm, by) = self.watermarks.current();
+                        processor.advance(wm, now, by, &mut outs);
+                        processor.take_released(&mut released);
+                        self.commits.next = Some(offset + 1);
+                        if !released.contains(&offset) {
+                            self.commits.unreleased.insert(offset);
+                        }
                         self.observe(&rec, &processed);
-                        self.report_state();
-                        let sink = self.sink.clone();
-                        let batch = std::mem::take(&mut outs);
-                        in_flight.push_back(async move {
-                            for o in batch {
-                                sink.deliver(o, ts).await?;
-                            }
-                            Ok::<i64, PipelineError>(offset)
-                        });
+                        self.report_state(by);
+                        self.dispatch(&mut outs, &mut released, ts, &mut in_flight);
                     }
                     Some(WorkerMsg::Drain(ack)) => {
                         while let Some(done) = in_flight.next().await {
@@ -255,19 +403,80 @@ impl Worker {
                         return;
                     }
                     None => return,
+                },
+                _ = tick.tick() => {
+                    let wall = now_ms();
+                    if !in_flight.is_empty() || !rx.is_empty() {
+                        // Busy (deliveries pending, records queued): not idle.
+                        self.clock.touch(wall);
+                    }
+                    let (wm, by) = self.watermarks.tick(wall);
+                    let Some(processor) = self.processor.as_mut() else { continue };
+                    outs.clear();
+                    processor.advance(wm, EventTime(wall), by, &mut outs);
+                    processor.take_released(&mut released);
+                    if wm > EventTime::MIN {
+                        metrics::gauge!(crate::telemetry::names::WATERMARK_LAG)
+                            .set((wall - wm.0) as f64 / 1000.0);
+                    }
+                    self.report_state(by);
+                    self.dispatch(&mut outs, &mut released, None, &mut in_flight);
                 }
             }
         }
     }
 
-    /// Publishes the next offset for a fully delivered record; false on a fatal error.
-    fn completed(&self, done: Result<i64, PipelineError>) -> bool {
+    /// Sends the outputs of the last processing step. The commit stays at the first record
+    /// they derive from (or where it is, for timer outputs) until all are acknowledged.
+    fn dispatch(
+        &mut self,
+        outs: &mut Vec<crate::pipeline::OutboundRecord>,
+        released: &mut Vec<i64>,
+        ts: Option<i64>,
+        in_flight: &mut FuturesUnordered<Delivery>,
+    ) {
+        for r in released.iter() {
+            self.commits.unreleased.remove(r);
+        }
+        let first = released.iter().min().copied();
+        released.clear();
+        if outs.is_empty() {
+            self.publish();
+            return;
+        }
+        let at = match (first, self.commits.position()) {
+            (Some(f), Some(p)) => f.min(p),
+            (Some(f), None) => f,
+            (None, Some(p)) => p,
+            (None, None) => 0,
+        };
+        self.commits.block(at);
+        let sink = self.sink.clone();
+        let batch = std::mem::take(outs);
+        in_flight.push(Box::pin(async move {
+            for o in batch {
+                sink.deliver(o, ts).await.map_err(|e| (at, e))?;
+            }
+            Ok(at)
+        }));
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Some(p) = self.commits.position() {
+            self.board.publish(&self.tp, p);
+        }
+    }
+
+    /// Publishes the commit position once a delivery is acknowledged; false on a fatal error.
+    fn completed(&mut self, done: Result<i64, (i64, PipelineError)>) -> bool {
         match done {
-            Ok(offset) => {
-                self.board.publish(&self.tp, offset + 1);
+            Ok(at) => {
+                self.commits.unblock(at);
+                self.publish();
                 true
             }
-            Err(e) => {
+            Err((_, e)) => {
                 self.fatal.set(e);
                 false
             }

@@ -3,11 +3,14 @@
 //! runs in the service, in `amends replay` and in tests with an in-memory sink.
 
 pub mod dead_letter;
+pub mod watermark;
 
-use crate::codec::{output::encode_task, DecodeError, Decoder};
+use crate::codec::{output::encode_task, DecodeError, Decoder, Reason};
 use crate::config::{Config, Format};
-use crate::detect::{Engine, Output};
-use crate::domain::{EventTime, Outcome, RecoveryTask, SourcePos};
+use crate::detect::{Clock, Engine, FiredBy, Output, Verdict};
+use crate::domain::{EventTime, Millis, Outcome, RecoveryTask, SourcePos, TouchpointEvent};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 /// One record as read from an input topic.
@@ -42,7 +45,8 @@ pub struct OutboundRecord {
 /// What processing one input record amounted to; the Kafka layer turns it into metrics.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Processed {
-    /// A touch-point event was applied to the engine.
+    /// A touch-point event was accepted: applied to the engine, or held in the reorder buffer
+    /// until the watermark passes it (`Processor::take_released` says which records were applied).
     Event {
         channel: Arc<str>,
         outcome: Outcome,
@@ -50,7 +54,7 @@ pub enum Processed {
     },
     /// A recovery outcome was accepted (the closed loop consumes it in a later stage).
     RecoveryOutcome,
-    /// The record went to the dead-letter topic.
+    /// The record went to the dead-letter topic. A `late` event also updated history.
     DeadLettered(DecodeError),
 }
 
@@ -60,8 +64,50 @@ enum InputKind {
     Outcome,
 }
 
-/// Decode, validate, detect, dead-letter: everything between a consumed record and the
-/// records to produce for it. One per partition worker.
+/// Where the processor's watermark comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watermarking {
+    /// Its own: the highest event time it has received minus `detect.out_of_orderness`
+    /// (replay, tests, anything with one partition).
+    Local,
+    /// The caller's, through [`Processor::advance`] (the service: the minimum over the
+    /// instance's active partitions, advanced by the wall clock when all are idle).
+    External,
+}
+
+/// An event waiting in the reorder buffer: ordered by event time, then arrival.
+struct Pending {
+    at: EventTime,
+    seq: u64,
+    src: SourcePos,
+    event: TouchpointEvent,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// Decode, validate, order, detect, dead-letter: everything between a consumed record and
+/// the records to produce for it. One per partition worker.
+///
+/// Events are applied in event-time order: each waits in a reorder buffer until the
+/// watermark passes it, and timers fire in the same order (a timer due at `d` fires after
+/// the events at or before `d` and before those after it). Any reordering within
+/// `detect.out_of_orderness` therefore leads to the same decisions. An event already behind
+/// the watermark is applied at once; beyond `detect.allowed_lateness` it is late.
 pub struct Processor {
     decoder: Decoder,
     engine: Engine,
@@ -69,9 +115,24 @@ pub struct Processor {
     tasks_topic: Arc<str>,
     dead_letter_topic: Arc<str>,
     output_format: Format,
-    /// Stamp outputs with event time (the highest seen, including the current event)
-    /// instead of the caller's `now`: deterministic output for replay and tests.
+    /// Stamp outputs with the event time that caused them instead of the caller's `now`:
+    /// deterministic output for replay and tests.
     event_clock: bool,
+    watermarking: Watermarking,
+    /// Fire timers; off while a partition's state is rebuilt (its outputs are discarded,
+    /// so a timer fired then would be lost).
+    timers: bool,
+    out_of_orderness: Millis,
+    allowed_lateness: Millis,
+    buffer: BinaryHeap<Reverse<Pending>>,
+    buffer_max: usize,
+    seq: u64,
+    /// Highest event time received (buffered or applied).
+    received_max: EventTime,
+    /// Offsets of the records applied (or dead-lettered) since `take_released`.
+    released: Vec<i64>,
+    /// Events released early because the reorder buffer was full.
+    forced: u64,
     events: Vec<Output>,
 }
 
@@ -85,14 +146,26 @@ impl Processor {
             dead_letter_topic: Arc::from(config.output.dead_letter.as_str()),
             output_format: config.output.format,
             event_clock: false,
+            watermarking: Watermarking::Local,
+            timers: true,
+            out_of_orderness: config.detect.out_of_orderness.millis(),
+            allowed_lateness: config.detect.allowed_lateness.millis(),
+            buffer: BinaryHeap::new(),
+            buffer_max: config.pipeline.reorder_buffer_max,
+            seq: 0,
+            received_max: EventTime::MIN,
+            released: Vec::new(),
+            forced: 0,
             events: Vec::new(),
         }
     }
 
     /// A processor around an existing engine, e.g. one restored from a snapshot.
     pub fn with_engine(config: &Config, engine: Engine) -> Processor {
+        let received_max = engine.max_event_time();
         Processor {
             engine,
+            received_max,
             ..Processor::new(config)
         }
     }
@@ -109,8 +182,50 @@ impl Processor {
         self
     }
 
+    pub fn with_watermarking(mut self, w: Watermarking) -> Processor {
+        self.watermarking = w;
+        self
+    }
+
+    /// Turns timers off or on (see `timers`).
+    pub fn set_timers(&mut self, on: bool) {
+        self.timers = on;
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Moves the offsets of the records applied or dead-lettered since the last call into
+    /// `into`, in the order applied. A record in the reorder buffer is not among them until
+    /// the watermark releases it.
+    pub fn take_released(&mut self, into: &mut Vec<i64>) {
+        into.append(&mut self.released);
+    }
+
+    pub fn set_watermarking(&mut self, w: Watermarking) {
+        self.watermarking = w;
+    }
+
+    /// Offsets of the records still in the reorder buffer.
+    pub fn buffered_offsets(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.buffer.iter().map(|p| p.0.src.offset).collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Events released before the watermark reached them because the buffer was full.
+    pub fn forced_releases(&self) -> u64 {
+        self.forced
+    }
+
+    /// The highest event time received, buffered or applied.
+    pub fn received_max(&self) -> EventTime {
+        self.received_max
     }
 
     fn kind(&self, topic: &str) -> InputKind {
@@ -121,67 +236,200 @@ impl Processor {
         }
     }
 
-    /// Processes one record. `now` is stamped on outputs as `emitted_at` and on dead letters.
-    /// Appends to `out` every record that must be acknowledged before this input's offset may
-    /// be committed.
+    fn clock(&self, now: EventTime) -> Clock {
+        if self.event_clock {
+            Clock::Event
+        } else {
+            Clock::Wall(now)
+        }
+    }
+
+    /// Processes one record. `now` is the processing time (the wall clock in the service):
+    /// `emitted_at` of outputs and `dead_lettered_at`, unless the event clock is on. Appends
+    /// to `out` the records to produce; the records whose outputs they are: `take_released`.
     pub fn process(
         &mut self,
         rec: &InboundRecord,
         now: EventTime,
         out: &mut Vec<OutboundRecord>,
     ) -> Processed {
-        let now = if self.event_clock {
-            self.engine.max_event_time()
+        let dead_at = if self.event_clock {
+            self.received_max
         } else {
             now
         };
         let Some(payload) = rec.payload.as_deref() else {
             let err = DecodeError::decode(None, "record has no payload (tombstone)");
-            out.push(dead_letter::record(&self.dead_letter_topic, rec, &err, now));
+            out.push(dead_letter::record(
+                &self.dead_letter_topic,
+                rec,
+                &err,
+                dead_at,
+            ));
+            self.released.push(rec.offset);
             return Processed::DeadLettered(err);
         };
-        match self.kind(&rec.topic) {
-            InputKind::Touchpoint => match self.decoder.touchpoint(payload) {
-                Ok(event) => {
-                    let src = SourcePos {
-                        topic: rec.topic.clone(),
-                        partition: rec.partition,
-                        offset: rec.offset,
-                    };
-                    let now = if self.event_clock {
-                        now.max(event.occurred_at)
-                    } else {
-                        now
-                    };
-                    self.events.clear();
-                    self.engine.on_event(&event, &src, now, &mut self.events);
-                    self.drain_outputs(out);
-                    Processed::Event {
-                        channel: event.channel.0.clone(),
-                        outcome: event.outcome,
-                        event_time: event.occurred_at,
+        let event = match self.kind(&rec.topic) {
+            InputKind::Touchpoint => self.decoder.touchpoint(payload),
+            InputKind::Outcome => {
+                self.released.push(rec.offset);
+                return match self.decoder.outcome(payload) {
+                    Ok(_) => Processed::RecoveryOutcome,
+                    Err(err) => {
+                        out.push(dead_letter::record(
+                            &self.dead_letter_topic,
+                            rec,
+                            &err,
+                            dead_at,
+                        ));
+                        Processed::DeadLettered(err)
                     }
-                }
-                Err(err) => {
-                    out.push(dead_letter::record(&self.dead_letter_topic, rec, &err, now));
-                    Processed::DeadLettered(err)
-                }
-            },
-            InputKind::Outcome => match self.decoder.outcome(payload) {
-                Ok(_) => Processed::RecoveryOutcome,
-                Err(err) => {
-                    out.push(dead_letter::record(&self.dead_letter_topic, rec, &err, now));
-                    Processed::DeadLettered(err)
-                }
-            },
+                };
+            }
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(err) => {
+                out.push(dead_letter::record(
+                    &self.dead_letter_topic,
+                    rec,
+                    &err,
+                    dead_at,
+                ));
+                self.released.push(rec.offset);
+                return Processed::DeadLettered(err);
+            }
+        };
+        let processed = Processed::Event {
+            channel: event.channel.0.clone(),
+            outcome: event.outcome,
+            event_time: event.occurred_at,
+        };
+        let at = event.occurred_at;
+        if at > self.received_max {
+            self.received_max = at;
         }
+        let src = SourcePos {
+            topic: rec.topic.clone(),
+            partition: rec.partition,
+            offset: rec.offset,
+        };
+        let clock = self.clock(now);
+        let wm = self.engine.watermark();
+        let mut result = processed;
+        if at <= wm {
+            // Behind the watermark: it cannot be ordered in any more, so it is applied now.
+            let late = self.engine.is_late(at);
+            self.events.clear();
+            let verdict = self
+                .engine
+                .on_event(&event, &src, clock, late, &mut self.events);
+            self.drain_outputs(out);
+            self.released.push(rec.offset);
+            if verdict == Verdict::Late {
+                let err = DecodeError {
+                    reason: Reason::Late,
+                    field: Some("occurred_at".into()),
+                    detail: format!(
+                        "event time {at} is {} behind the watermark {wm}, more than detect.allowed_lateness ({}); it updated the customer's history but opens no task",
+                        Millis(wm.0 - at.0).human(),
+                        self.allowed_lateness.human()
+                    ),
+                };
+                out.push(dead_letter::record(
+                    &self.dead_letter_topic,
+                    rec,
+                    &err,
+                    dead_at,
+                ));
+                result = Processed::DeadLettered(err);
+            }
+        } else {
+            self.seq += 1;
+            self.buffer.push(Reverse(Pending {
+                at,
+                seq: self.seq,
+                src,
+                event,
+            }));
+        }
+        if self.watermarking == Watermarking::Local {
+            let wm = self.received_max.plus(Millis(-self.out_of_orderness.0));
+            self.release(wm, FiredBy::EventTime, clock, out);
+        }
+        while self.buffer.len() > self.buffer_max {
+            // Over the bound: the earliest event goes now, whatever the watermark says.
+            self.forced += 1;
+            let Some(Reverse(p)) = self.buffer.pop() else {
+                break;
+            };
+            self.apply(p, clock, out);
+        }
+        result
     }
 
-    /// Advances event time (state expiry, and timers once rules need them).
-    pub fn advance(&mut self, watermark: EventTime, now: EventTime, out: &mut Vec<OutboundRecord>) {
+    /// Moves the watermark to `watermark` (never back): applies the buffered events and fires
+    /// the timers it passes, in event-time order. `fired_by` says which clock moved it.
+    pub fn advance(
+        &mut self,
+        watermark: EventTime,
+        now: EventTime,
+        fired_by: FiredBy,
+        out: &mut Vec<OutboundRecord>,
+    ) {
+        let clock = self.clock(now);
+        self.release(watermark, fired_by, clock, out);
+    }
+
+    /// End of input (replay, tests): everything received is applied and every timer due
+    /// before the highest event time received fires.
+    pub fn flush(&mut self, now: EventTime, out: &mut Vec<OutboundRecord>) {
+        let to = self.received_max;
+        self.advance(to, now, FiredBy::EventTime, out);
+    }
+
+    fn release(
+        &mut self,
+        wm: EventTime,
+        fired_by: FiredBy,
+        clock: Clock,
+        out: &mut Vec<OutboundRecord>,
+    ) {
+        loop {
+            let next_event = self.buffer.peek().map(|p| p.0.at).filter(|t| *t <= wm);
+            let next_timer = if self.timers {
+                self.engine.next_timer().filter(|d| *d < wm)
+            } else {
+                None
+            };
+            match (next_event, next_timer) {
+                // A timer due at `d` fires once time passes `d`: after events at `d`.
+                (Some(t), Some(d)) if d < t => self.fire(clock, fired_by, out),
+                (Some(_), _) => {
+                    let Some(Reverse(p)) = self.buffer.pop() else {
+                        break;
+                    };
+                    self.apply(p, clock, out);
+                }
+                (None, Some(_)) => self.fire(clock, fired_by, out),
+                (None, None) => break,
+            }
+        }
+        self.engine.set_watermark(wm);
+    }
+
+    fn fire(&mut self, clock: Clock, fired_by: FiredBy, out: &mut Vec<OutboundRecord>) {
         self.events.clear();
-        self.engine.advance(watermark, now, &mut self.events);
+        self.engine.fire_next(clock, fired_by, &mut self.events);
         self.drain_outputs(out);
+    }
+
+    fn apply(&mut self, p: Pending, clock: Clock, out: &mut Vec<OutboundRecord>) {
+        self.events.clear();
+        self.engine
+            .on_event(&p.event, &p.src, clock, false, &mut self.events);
+        self.drain_outputs(out);
+        self.released.push(p.src.offset);
     }
 
     fn drain_outputs(&mut self, out: &mut Vec<OutboundRecord>) {

@@ -19,6 +19,14 @@ fn a_failure_becomes_a_task_record_keyed_by_customer() {
     let mut p = Processor::new(&Config::defaults());
     let mut out = Vec::new();
     let r = p.process(&rec(7, FAIL.as_bytes()), EventTime(0), &mut out);
+    assert!(out.is_empty(), "held until the watermark passes it");
+    let mut released = Vec::new();
+    p.take_released(&mut released);
+    assert!(released.is_empty());
+    assert_eq!(p.buffered_offsets(), [7]);
+    p.flush(EventTime(0), &mut out);
+    p.take_released(&mut released);
+    assert_eq!(released, [7]);
     assert!(matches!(
         r,
         Processed::Event {
@@ -61,6 +69,7 @@ fn poison_goes_to_the_dead_letter_topic_with_original_bytes_and_reason() {
     // and the next good record still flows
     out.clear();
     p.process(&rec(10, FAIL.as_bytes()), EventTime(5), &mut out);
+    p.flush(EventTime(5), &mut out);
     assert_eq!(out[0].kind, OutboundKind::Task);
 }
 

@@ -32,7 +32,13 @@ impl Policy {
             .get(&*event.event_type)
             .copied()
             .unwrap_or(s.default);
-        match event.amount {
+        self.severity_for_amount(base, event.amount)
+    }
+
+    /// `base` raised by money at stake, as for a failure event (see `severity`).
+    pub fn severity_for_amount(&self, base: Severity, amount: Option<f64>) -> Severity {
+        let s = &self.cfg.severity;
+        match amount {
             Some(a) if a >= s.critical_amount => Severity::Critical,
             Some(a) if a >= s.major_amount => base.raised(1),
             _ => base,

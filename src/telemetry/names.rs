@@ -19,6 +19,11 @@ pub const REBALANCES: &str = "amends_rebalances_total";
 pub const OFFSETS_STORED: &str = "amends_offsets_stored_total";
 pub const RESTORE_SECONDS: &str = "amends_restore_seconds";
 pub const RESTORE_RECORDS: &str = "amends_restore_records_total";
+pub const WATERMARK_LAG: &str = "amends_watermark_lag_seconds";
+pub const LATE_EVENTS: &str = "amends_events_late_total";
+pub const TIMERS_FIRED: &str = "amends_timers_fired_total";
+pub const REORDER_BUFFERED: &str = "amends_reorder_buffered_events";
+pub const REORDER_FORCED: &str = "amends_reorder_forced_total";
 
 pub fn describe() {
     describe_counter!(
@@ -29,7 +34,7 @@ pub fn describe() {
     describe_counter!(
         DEAD_LETTERS,
         Unit::Count,
-        "Input records sent to the dead-letter topic, by reason (decode, validation, too_large)."
+        "Input records sent to the dead-letter topic, by reason (decode, validation, too_large, late)."
     );
     describe_counter!(OUTCOMES_IN, Unit::Count, "Recovery outcomes accepted.");
     describe_counter!(
@@ -73,5 +78,30 @@ pub fn describe() {
         OFFSETS_STORED,
         Unit::Count,
         "Input offsets stored for commit after their outputs were acknowledged."
+    );
+    describe_gauge!(
+        WATERMARK_LAG,
+        Unit::Seconds,
+        "Wall clock minus the instance's watermark (event time)."
+    );
+    describe_counter!(
+        LATE_EVENTS,
+        Unit::Count,
+        "Events later than detect.allowed_lateness: history updated, no task, dead-lettered as late."
+    );
+    describe_counter!(
+        TIMERS_FIRED,
+        Unit::Count,
+        "Promise deadlines passed without fulfilment, by the clock that moved the watermark (event_time, wall_clock)."
+    );
+    describe_gauge!(
+        REORDER_BUFFERED,
+        Unit::Count,
+        "Events waiting in reorder buffers for the watermark, on this instance."
+    );
+    describe_counter!(
+        REORDER_FORCED,
+        Unit::Count,
+        "Events applied before the watermark reached them because a reorder buffer was full (pipeline.reorder_buffer_max)."
     );
 }

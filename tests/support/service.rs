@@ -64,7 +64,11 @@ pub struct ServiceConfig<'a> {
     pub shutdown_timeout: &'a str,
     /// librdkafka consumer properties (`[kafka.consumer]`).
     pub consumer: Vec<(&'a str, &'a str)>,
-    /// Extra TOML appended verbatim (whole sections such as `[detect]`).
+    /// Keys of the `[detect]` section. The default suits the generated traffic, whose event
+    /// time is strictly increasing: no reorder delay, and a partition that stops receiving
+    /// stops holding the watermark back after 3 s.
+    pub detect: &'a str,
+    /// Extra TOML appended verbatim (whole sections other than `[detect]`).
     pub extra: &'a str,
 }
 
@@ -83,6 +87,7 @@ impl<'a> ServiceConfig<'a> {
                 ("session.timeout.ms", "6000"),
                 ("heartbeat.interval.ms", "500"),
             ],
+            detect: "out_of_orderness = \"0s\"\nidle_partition_after = \"3s\"\n",
             extra: "",
         }
     }
@@ -134,6 +139,9 @@ listen = "127.0.0.1:0"
 
 [telemetry]
 log_level = "info"
+
+[detect]
+{detect}
 {extra}
 "#,
         brokers = toml_str(cfg.bootstrap),
@@ -152,6 +160,7 @@ log_level = "info"
         changelog = toml_str(&t.changelog),
         partials = toml_str(&t.trend_partials),
         shutdown = toml_str(cfg.shutdown_timeout),
+        detect = cfg.detect,
         extra = cfg.extra,
     );
     let path = dir.join("amends.toml");

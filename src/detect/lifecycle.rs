@@ -1,0 +1,91 @@
+//! Opening incidents, and the suppression period (domain.md, "Incidents and tasks"): a
+//! customer is contacted proactively at most once per `detect.suppression_period`. A new,
+//! non-critical incident within it merges into the customer's open task (a new revision of
+//! that task, which now also covers the new reference) instead of opening a second task.
+
+use super::state::{CustomerState, Incident, MAX_EVIDENCE};
+use crate::domain::{EventTime, Evidence, Millis, Severity, TaskStatus};
+
+/// What a signal did to the customer's tasks: escalated the incident at this index (also a
+/// merge into it), or opened it.
+pub(super) enum Signalled {
+    Escalated(usize),
+    Opened(usize),
+}
+
+impl Signalled {
+    pub fn index(&self) -> usize {
+        match self {
+            Signalled::Escalated(i) | Signalled::Opened(i) => *i,
+        }
+    }
+}
+
+/// Opens `inc` as a new task, or merges it into the open task it is suppressed by.
+pub(super) fn open(cust: &mut CustomerState, suppression: Millis, inc: Incident) -> Signalled {
+    if inc.severity != Severity::Critical {
+        if let Some(h) = host(cust, inc.detected_at, suppression) {
+            merge(&mut cust.incidents[h], inc, suppression);
+            return Signalled::Escalated(h);
+        }
+    }
+    cust.incidents.push(inc);
+    Signalled::Opened(cust.incidents.len() - 1)
+}
+
+/// The customer's most recently detected task that is still open and was detected within the
+/// suppression period before `t` (ties broken by task id, so the choice is deterministic).
+fn host(cust: &CustomerState, t: EventTime, suppression: Millis) -> Option<usize> {
+    if suppression.0 <= 0 {
+        return None;
+    }
+    cust.incidents
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| {
+            !i.is_closed() && i.detected_at <= t && t < i.detected_at.plus(suppression)
+        })
+        .max_by(|(_, a), (_, b)| (a.detected_at, &a.task_id).cmp(&(b.detected_at, &b.task_id)))
+        .map(|(i, _)| i)
+}
+
+fn merge(host: &mut Incident, inc: Incident, suppression: Millis) {
+    let why = format!(
+        "merged: {} on {} within the {} suppression period (one proactive contact per customer){}",
+        crate::policy::render::humanize(&inc.event_type),
+        inc.key,
+        suppression.human(),
+        match &inc.signal {
+            Some(s) => format!("; {s}"),
+            None => String::new(),
+        }
+    );
+    host.revision += 1;
+    host.status = TaskStatus::Escalated;
+    host.rule = inc.rule;
+    host.failures += 1;
+    host.failure_count = host.failure_count.max(inc.failure_count);
+    host.severity = host.severity.max(inc.severity);
+    host.cause = host.cause.max(inc.cause);
+    host.amount_at_stake = host.amount_at_stake.max(inc.amount_at_stake);
+    host.last_failure_at = host.last_failure_at.max(inc.last_failure_at);
+    host.priority_boost = host.priority_boost.max(inc.priority_boost);
+    if host.fired_by.is_none() {
+        host.fired_by = inc.fired_by;
+    }
+    host.signal = Some(why.into());
+    if !host.also.contains(&inc.key) && host.key != inc.key {
+        host.also.push(inc.key);
+    }
+    for e in inc.evidence {
+        add_evidence(host, e);
+    }
+}
+
+/// Adds evidence once per event, up to `MAX_EVIDENCE` (the failure count stays exact).
+pub(super) fn add_evidence(inc: &mut Incident, ev: Evidence) {
+    if inc.evidence.len() < MAX_EVIDENCE && !inc.evidence.iter().any(|x| x.event_id == ev.event_id)
+    {
+        inc.evidence.push(ev);
+    }
+}

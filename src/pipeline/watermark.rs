@@ -1,0 +1,247 @@
+//! The instance's watermark (design.md, "Time").
+//!
+//! Each partition's watermark is the highest event time it has delivered minus
+//! `detect.out_of_orderness`. The instance's watermark is the minimum over its *active*
+//! partitions: a partition without input for `detect.idle_partition_after` (wall clock)
+//! stops holding it back. When every partition is idle, the watermark first moves up to the
+//! highest partition watermark and then advances with the wall clock, so absence rules fire
+//! even when nothing more arrives; it then reports `FiredBy::WallClock`. It never moves back.
+//!
+//! Workers record their input in a [`PartitionClock`] (two atomic stores per record) and
+//! read the instance's watermark with [`Watermarks::current`]; [`Watermarks::tick`]
+//! recomputes it and is called a few times a second. Wall time is an argument, so tests
+//! drive it exactly.
+
+use crate::detect::FiredBy;
+use crate::domain::{EventTime, Millis};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One partition's input, as its worker records it.
+#[derive(Debug)]
+pub struct PartitionClock {
+    max_event: AtomicI64,
+    last_input_wall: AtomicI64,
+}
+
+impl PartitionClock {
+    /// The partition is not idle at `wall_ms` although no record arrived: its worker is busy
+    /// (outputs in flight, records queued) or rebuilding state.
+    pub fn touch(&self, wall_ms: i64) {
+        self.last_input_wall.store(wall_ms, Ordering::Relaxed);
+    }
+
+    /// A record arrived at wall time `wall_ms`, with `event_time` if it was a valid event.
+    pub fn observe(&self, event_time: Option<EventTime>, wall_ms: i64) {
+        if let Some(t) = event_time {
+            self.max_event.fetch_max(t.0, Ordering::Relaxed);
+        }
+        self.last_input_wall.store(wall_ms, Ordering::Relaxed);
+    }
+}
+
+/// (topic, partition).
+type PartitionKey = (Arc<str>, i32);
+
+#[derive(Debug)]
+struct Shared {
+    current: i64,
+    /// (watermark, wall time) when every partition had become idle.
+    idle_base: Option<(i64, i64)>,
+}
+
+#[derive(Debug)]
+pub struct Watermarks {
+    out_of_orderness: i64,
+    idle_after: i64,
+    parts: Mutex<Vec<(PartitionKey, Arc<PartitionClock>)>>,
+    shared: Mutex<Shared>,
+    current: AtomicI64,
+    by_wall: AtomicBool,
+}
+
+fn fired_by(by_wall: bool) -> FiredBy {
+    if by_wall {
+        FiredBy::WallClock
+    } else {
+        FiredBy::EventTime
+    }
+}
+
+impl Watermarks {
+    pub fn new(out_of_orderness: Millis, idle_after: Millis) -> Watermarks {
+        Watermarks {
+            out_of_orderness: out_of_orderness.0,
+            idle_after: idle_after.0,
+            parts: Mutex::new(Vec::new()),
+            shared: Mutex::new(Shared {
+                current: i64::MIN,
+                idle_base: None,
+            }),
+            current: AtomicI64::new(i64::MIN),
+            by_wall: AtomicBool::new(false),
+        }
+    }
+
+    /// The clock of a newly assigned partition (replacing any earlier one for it). Until it
+    /// delivers an event it holds the watermark where it is, unless it goes idle.
+    pub fn register(&self, topic: Arc<str>, partition: i32, wall_ms: i64) -> Arc<PartitionClock> {
+        let clock = Arc::new(PartitionClock {
+            max_event: AtomicI64::new(i64::MIN),
+            last_input_wall: AtomicI64::new(wall_ms),
+        });
+        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        parts.retain(|(tp, _)| !(*tp.0 == *topic && tp.1 == partition));
+        parts.push(((topic, partition), clock.clone()));
+        clock
+    }
+
+    /// A revoked partition no longer counts.
+    pub fn deregister(&self, topic: &str, partition: i32) {
+        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        parts.retain(|(tp, _)| !(*tp.0 == *topic && tp.1 == partition));
+    }
+
+    /// The watermark as of the last tick, and which clock last moved it.
+    pub fn current(&self) -> (EventTime, FiredBy) {
+        (
+            EventTime(self.current.load(Ordering::Acquire)),
+            fired_by(self.by_wall.load(Ordering::Acquire)),
+        )
+    }
+
+    /// Recomputes the watermark at wall time `wall_ms`.
+    pub fn tick(&self, wall_ms: i64) -> (EventTime, FiredBy) {
+        let mut min_active: Option<i64> = None;
+        let mut max_idle: Option<i64> = None;
+        {
+            let parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, p) in parts.iter() {
+                // A partition that has delivered no event yet (just assigned, or rebuilding
+                // its state) holds the watermark where it is until it delivers or goes idle.
+                let max = p.max_event.load(Ordering::Relaxed);
+                let wm = max.saturating_sub(self.out_of_orderness);
+                let idle = wall_ms.saturating_sub(p.last_input_wall.load(Ordering::Relaxed))
+                    >= self.idle_after;
+                if idle {
+                    if max != i64::MIN {
+                        max_idle = Some(max_idle.map_or(wm, |m| m.max(wm)));
+                    }
+                } else {
+                    min_active = Some(min_active.map_or(wm, |m| m.min(wm)));
+                }
+            }
+        }
+        let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let (next, by_wall) = match (min_active, max_idle) {
+            (Some(w), _) => {
+                s.idle_base = None;
+                (w, false)
+            }
+            (None, Some(w)) => {
+                let start = (s.current.max(w), wall_ms);
+                let (base, since) = *s.idle_base.get_or_insert(start);
+                (
+                    base.saturating_add(wall_ms.saturating_sub(since).max(0)),
+                    true,
+                )
+            }
+            (None, None) => (s.current, false),
+        };
+        if next > s.current {
+            s.current = next;
+            self.current.store(next, Ordering::Release);
+            self.by_wall.store(by_wall, Ordering::Release);
+        }
+        let current = s.current;
+        drop(s);
+        (
+            EventTime(current),
+            fired_by(self.by_wall.load(Ordering::Acquire)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i64 = 1000;
+
+    fn marks() -> Watermarks {
+        Watermarks::new(Millis(120 * SEC), Millis(30 * SEC))
+    }
+
+    #[test]
+    fn the_slowest_active_partition_holds_the_watermark() {
+        let w = marks();
+        let a = w.register("t".into(), 0, 0);
+        let b = w.register("t".into(), 1, 0);
+        a.observe(Some(EventTime(1_000 * SEC)), 0);
+        b.observe(Some(EventTime(500 * SEC)), 0);
+        assert_eq!(w.tick(SEC), (EventTime(380 * SEC), FiredBy::EventTime));
+        assert_eq!(w.current(), (EventTime(380 * SEC), FiredBy::EventTime));
+        // b catches up: the watermark follows the minimum.
+        b.observe(Some(EventTime(900 * SEC)), 2 * SEC);
+        assert_eq!(w.tick(3 * SEC).0, EventTime(780 * SEC));
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_it_back_then_the_wall_clock_moves_it() {
+        let w = marks();
+        let a = w.register("t".into(), 0, 0);
+        let b = w.register("t".into(), 1, 0);
+        a.observe(Some(EventTime(1_000 * SEC)), 0);
+        b.observe(Some(EventTime(500 * SEC)), 0);
+        // b goes quiet; a keeps delivering.
+        a.observe(Some(EventTime(1_010 * SEC)), 29 * SEC);
+        assert_eq!(w.tick(29 * SEC).0, EventTime(380 * SEC));
+        assert_eq!(
+            w.tick(30 * SEC).0,
+            EventTime(890 * SEC),
+            "b idle after 30 s"
+        );
+        // Now a is idle too (30 s after its last input): the highest partition watermark,
+        // then wall-clock time.
+        let (t, by) = w.tick(59 * SEC);
+        assert_eq!((t, by), (EventTime(890 * SEC), FiredBy::EventTime));
+        assert_eq!(w.tick(60 * SEC), (EventTime(891 * SEC), FiredBy::WallClock));
+        assert_eq!(w.tick(70 * SEC), (EventTime(901 * SEC), FiredBy::WallClock));
+        // Input again: event time takes over, and the watermark never moves back.
+        a.observe(Some(EventTime(1_020 * SEC)), 71 * SEC);
+        assert_eq!(w.tick(72 * SEC), (EventTime(901 * SEC), FiredBy::WallClock));
+        a.observe(Some(EventTime(1_100 * SEC)), 73 * SEC);
+        assert_eq!(w.tick(74 * SEC), (EventTime(980 * SEC), FiredBy::EventTime));
+    }
+
+    #[test]
+    fn a_partition_without_events_holds_it_until_idle_and_a_revoked_one_does_not_count() {
+        let w = marks();
+        let a = w.register("t".into(), 0, 0);
+        a.observe(Some(EventTime(1_000 * SEC)), 0);
+        assert_eq!(w.tick(SEC).0, EventTime(880 * SEC));
+        // Newly assigned, still rebuilding its state: the watermark waits for it.
+        let b = w.register("t".into(), 1, 2 * SEC);
+        a.observe(Some(EventTime(1_100 * SEC)), 3 * SEC);
+        assert_eq!(w.tick(3 * SEC).0, EventTime(880 * SEC));
+        b.touch(30 * SEC);
+        a.observe(Some(EventTime(1_200 * SEC)), 30 * SEC);
+        assert_eq!(w.tick(31 * SEC).0, EventTime(880 * SEC));
+        b.observe(Some(EventTime(1_150 * SEC)), 32 * SEC);
+        assert_eq!(w.tick(33 * SEC).0, EventTime(1_030 * SEC));
+        // An assigned partition that never delivers stops counting once idle.
+        let _empty = w.register("t".into(), 2, 33 * SEC);
+        a.observe(Some(EventTime(1_300 * SEC)), 40 * SEC);
+        b.observe(Some(EventTime(1_300 * SEC)), 40 * SEC);
+        assert_eq!(w.tick(62 * SEC).0, EventTime(1_030 * SEC));
+        assert_eq!(
+            w.tick(63 * SEC),
+            (EventTime(1_180 * SEC), FiredBy::EventTime)
+        );
+        // Revoked: no longer counts.
+        b.observe(Some(EventTime(1_200 * SEC)), 64 * SEC);
+        a.observe(Some(EventTime(1_500 * SEC)), 64 * SEC);
+        w.deregister("t", 1);
+        assert_eq!(w.tick(65 * SEC).0, EventTime(1_380 * SEC));
+    }
+}
