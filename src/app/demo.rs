@@ -72,6 +72,9 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     config.kafka.brokers = bootstrap.clone();
     config.kafka.group_id = "amends-demo".into();
     config.http.listen = String::new();
+    // The whole day is produced at once: once the partitions have been quiet for a second,
+    // the last events are released rather than waiting the default 30 s.
+    config.detect.idle_partition_after = crate::config::Dur::secs(1);
     let o = &config.output;
     for t in [
         &config.input.touchpoints.topics[0],

@@ -51,7 +51,7 @@ fn host(cust: &CustomerState, t: EventTime, suppression: Millis) -> Option<usize
 
 fn merge(host: &mut Incident, inc: Incident, suppression: Millis) {
     let why = format!(
-        "merged: {} on {} within the {} suppression period (one proactive contact per customer){}",
+        "merged: {} on {} within the suppression period ({}; one proactive contact per customer){}",
         crate::policy::render::humanize(&inc.event_type),
         inc.key,
         suppression.human(),

@@ -75,7 +75,9 @@ pub enum Watermarking {
     External,
 }
 
-/// An event waiting in the reorder buffer: ordered by event time, then arrival.
+/// An event waiting in the reorder buffer: ordered by event time, then event id (so events
+/// with the same time are applied in the same order whatever order they arrived in), then
+/// arrival.
 struct Pending {
     at: EventTime,
     seq: u64,
@@ -85,7 +87,7 @@ struct Pending {
 
 impl PartialEq for Pending {
     fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
+        self.cmp(o) == std::cmp::Ordering::Equal
     }
 }
 impl Eq for Pending {}
@@ -96,7 +98,7 @@ impl PartialOrd for Pending {
 }
 impl Ord for Pending {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
+        (self.at, &*self.event.event_id, self.seq).cmp(&(o.at, &*o.event.event_id, o.seq))
     }
 }
 

@@ -4,8 +4,9 @@
 //! `detect.out_of_orderness`. The instance's watermark is the minimum over its *active*
 //! partitions: a partition without input for `detect.idle_partition_after` (wall clock)
 //! stops holding it back. When every partition is idle, the watermark first moves up to the
-//! highest partition watermark and then advances with the wall clock, so absence rules fire
-//! even when nothing more arrives; it then reports `FiredBy::WallClock`. It never moves back.
+//! highest event time received (nothing more is arriving to be reordered) and then advances
+//! with the wall clock, so absence rules fire even when nothing more arrives; it then reports
+//! `FiredBy::WallClock`. It never moves back.
 //!
 //! Workers record their input in a [`PartitionClock`] (two atomic stores per record) and
 //! read the instance's watermark with [`Watermarks::current`]; [`Watermarks::tick`]
@@ -124,8 +125,10 @@ impl Watermarks {
                 let idle = wall_ms.saturating_sub(p.last_input_wall.load(Ordering::Relaxed))
                     >= self.idle_after;
                 if idle {
+                    // Nothing more is arriving to be ordered with its last events: it
+                    // releases them all.
                     if max != i64::MIN {
-                        max_idle = Some(max_idle.map_or(wm, |m| m.max(wm)));
+                        max_idle = Some(max_idle.map_or(max, |m| m.max(max)));
                     }
                 } else {
                     min_active = Some(min_active.map_or(wm, |m| m.min(wm)));
@@ -201,17 +204,32 @@ mod tests {
             EventTime(890 * SEC),
             "b idle after 30 s"
         );
-        // Now a is idle too (30 s after its last input): the highest partition watermark,
+        // Now a is idle too (30 s after its last input): the highest event time received,
         // then wall-clock time.
-        let (t, by) = w.tick(59 * SEC);
-        assert_eq!((t, by), (EventTime(890 * SEC), FiredBy::EventTime));
-        assert_eq!(w.tick(60 * SEC), (EventTime(891 * SEC), FiredBy::WallClock));
-        assert_eq!(w.tick(70 * SEC), (EventTime(901 * SEC), FiredBy::WallClock));
+        assert_eq!(w.tick(58 * SEC), (EventTime(890 * SEC), FiredBy::EventTime));
+        assert_eq!(
+            w.tick(59 * SEC),
+            (EventTime(1_010 * SEC), FiredBy::WallClock)
+        );
+        assert_eq!(
+            w.tick(60 * SEC),
+            (EventTime(1_011 * SEC), FiredBy::WallClock)
+        );
+        assert_eq!(
+            w.tick(70 * SEC),
+            (EventTime(1_021 * SEC), FiredBy::WallClock)
+        );
         // Input again: event time takes over, and the watermark never moves back.
-        a.observe(Some(EventTime(1_020 * SEC)), 71 * SEC);
-        assert_eq!(w.tick(72 * SEC), (EventTime(901 * SEC), FiredBy::WallClock));
-        a.observe(Some(EventTime(1_100 * SEC)), 73 * SEC);
-        assert_eq!(w.tick(74 * SEC), (EventTime(980 * SEC), FiredBy::EventTime));
+        a.observe(Some(EventTime(1_100 * SEC)), 71 * SEC);
+        assert_eq!(
+            w.tick(72 * SEC),
+            (EventTime(1_021 * SEC), FiredBy::WallClock)
+        );
+        a.observe(Some(EventTime(1_200 * SEC)), 73 * SEC);
+        assert_eq!(
+            w.tick(74 * SEC),
+            (EventTime(1_080 * SEC), FiredBy::EventTime)
+        );
     }
 
     #[test]
