@@ -30,12 +30,15 @@ pub(super) fn on_contact(
 ) -> Option<Signalled> {
     let t = e.occurred_at;
     cust.prune_contacts(t, d.effort_window.millis().max(d.cascade_window.millis()));
-    cust.contacts.push(Contact {
-        at: t,
-        reference: e.reference.clone(),
-        channel: e.channel.as_str().into(),
-        evidence: evidence.clone(),
-    });
+    super::state::push_tight(
+        &mut cust.m().contacts,
+        Contact {
+            at: t,
+            reference: e.reference.clone(),
+            channel: e.channel.as_str().into(),
+            evidence: evidence.clone(),
+        },
+    );
     if !signal {
         // A late contact is history only.
         return None;
@@ -56,6 +59,7 @@ fn effort(
     let r = e.reference.as_deref()?;
     let window = d.effort_window.millis();
     let about: Vec<&Contact> = cust
+        .m()
         .contacts
         .iter()
         .filter(|c| c.reference.as_deref() == Some(r) && c.at.plus(window) >= e.occurred_at)
@@ -82,7 +86,7 @@ fn effort(
     let evidence: Vec<Evidence> = about.iter().map(|c| c.evidence.clone()).collect();
     match cust.incident_for(r) {
         Some(idx) => {
-            let inc = &mut cust.incidents[idx];
+            let inc = &mut cust.m().incidents[idx];
             if inc.effort_signalled || inc.is_closed() {
                 return None;
             }
@@ -94,8 +98,8 @@ fn effort(
             Some(Signalled::Escalated(idx))
         }
         None => {
-            cust.incident_opens.push(e.occurred_at);
-            let nth = cust.incident_opens.len() as u32;
+            super::state::push_tight(&mut cust.m().incident_opens, e.occurred_at);
+            let nth = cust.m().incident_opens.len() as u32;
             let severity = if nth >= d.repeat_min_failures {
                 defaults.severity.raised(1)
             } else {
@@ -145,6 +149,7 @@ fn cascade(
     // Prefer the incident the contact names, then the most recent failure; the task id breaks
     // ties so the choice never depends on order of insertion.
     let idx = cust
+        .m()
         .incidents
         .iter()
         .enumerate()
@@ -164,7 +169,7 @@ fn cascade(
             ))
         })
         .map(|(idx, _)| idx)?;
-    let inc = &mut cust.incidents[idx];
+    let inc = &mut cust.m().incidents[idx];
     inc.cascaded = true;
     let why = format!(
         "cascade: the customer turned to {} ({}) after the {} on {}",

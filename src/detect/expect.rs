@@ -77,6 +77,13 @@ impl Specs {
         }
     }
 
+    /// Does an event of this type fulfil or withdraw some configured promise?
+    fn settles_some(&self, type_fp: u64) -> bool {
+        self.list
+            .iter()
+            .any(|s| s.expect_fps.contains(&type_fp) || s.cancel_fps.contains(&type_fp))
+    }
+
     fn spec(&self, promise_type: &str) -> Option<&Spec> {
         self.list.iter().find(|s| *s.when == *promise_type)
     }
@@ -138,8 +145,8 @@ impl Ctx<'_> {
         let type_fp = ids::fingerprint(&e.event_type);
         // Promises this event settles.
         let mut i = 0;
-        while i < cust.expectations.len() {
-            let x = &cust.expectations[i];
+        while i < cust.more().expectations.len() {
+            let x = &cust.more().expectations[i];
             let m = if &*x.key == r && x.made_at <= e.occurred_at {
                 self.specs.matches(&x.promise_type, type_fp, failure)
             } else {
@@ -147,7 +154,7 @@ impl Ctx<'_> {
             };
             match m {
                 Some(m) => {
-                    let x = cust.expectations.remove(i);
+                    let x = cust.m().expectations.remove(i);
                     self.settle(
                         cust,
                         x,
@@ -161,18 +168,27 @@ impl Ctx<'_> {
                 None => i += 1,
             }
         }
-        // Remembered for a promise that arrives after its fulfilment.
+        // Remembered for a promise applied after its fulfilment: one at the same time, or one
+        // behind the watermark. Only events that fulfil or withdraw a configured promise are
+        // kept (a generic `expected_by` promise is matched by later events only).
         let keep =
             self.detect.allowed_lateness.millis().0 + self.detect.out_of_orderness.millis().0;
         let horizon = cust.last_activity.plus(Millis(-keep));
-        cust.fulfilments.retain(|f| f.at >= horizon);
+        if !cust.more().fulfilments.is_empty() {
+            cust.m().fulfilments.retain(|f| f.at >= horizon);
+        }
         let key_fp = ids::fingerprint(r);
-        cust.fulfilments.push(Fulfilment {
-            key_fp,
-            type_fp,
-            at: e.occurred_at,
-            failure,
-        });
+        if self.specs.settles_some(type_fp) {
+            super::state::push_tight(
+                &mut cust.m().fulfilments,
+                Fulfilment {
+                    key_fp,
+                    type_fp,
+                    at: e.occurred_at,
+                    failure,
+                },
+            );
+        }
         // The promise this event makes. A late event, or one older than what this customer's
         // remembered events cover, makes none: its fulfilment may already be forgotten.
         if late || e.occurred_at < horizon {
@@ -181,6 +197,7 @@ impl Ctx<'_> {
         let deadline = self.specs.deadline(e)?;
         // An earlier fulfilment or withdrawal, delivered first.
         let settled = cust
+            .more()
             .fulfilments
             .iter()
             .filter(|f| f.key_fp == key_fp && f.at >= e.occurred_at)
@@ -191,7 +208,8 @@ impl Ctx<'_> {
             })
             .min_by_key(|(at, _)| *at);
         // A new promise of the same kind on the same reference replaces one still pending.
-        cust.expectations
+        cust.m()
+            .expectations
             .retain(|x| !(!x.fired && &*x.key == r && x.promise_type == e.event_type));
         let x = Expectation {
             key: r.into(),
@@ -212,7 +230,7 @@ impl Ctx<'_> {
                 None
             }
             None => {
-                cust.expectations.push(x);
+                super::state::push_tight(&mut cust.m().expectations, x);
                 Some(deadline)
             }
         }
@@ -266,7 +284,7 @@ impl Ctx<'_> {
                         format!("cancelled: the {what} at {at} withdrew the request"),
                     ),
                 };
-                let Some(idx) = cust.incidents.iter().position(|i| {
+                let Some(idx) = cust.m().incidents.iter().position(|i| {
                     i.covers(&x.key)
                         && matches!(i.opened_by, Rule::MissedExpectation | Rule::SlowResponse)
                         && i.failures == 1
@@ -275,7 +293,7 @@ impl Ctx<'_> {
                     // The miss escalated an incident with other failures: that task stands.
                     return;
                 };
-                let inc = &mut cust.incidents[idx];
+                let inc = &mut cust.m().incidents[idx];
                 inc.revision += 1;
                 inc.status = status;
                 inc.rule = inc.opened_by;
@@ -330,7 +348,7 @@ impl Ctx<'_> {
         let severity = self.policy.severity_for_amount(base, x.amount);
         let at = x.deadline;
         if let Some(idx) = cust.incident_for(&x.key) {
-            let inc = &mut cust.incidents[idx];
+            let inc = &mut cust.m().incidents[idx];
             inc.revision += 1;
             inc.status = TaskStatus::Escalated;
             inc.rule = rule;
@@ -343,8 +361,8 @@ impl Ctx<'_> {
             emit(cust, idx, at);
             return;
         }
-        cust.incident_opens.push(at);
-        let nth = cust.incident_opens.len() as u32;
+        super::state::push_tight(&mut cust.m().incident_opens, at);
+        let nth = cust.m().incident_opens.len() as u32;
         let severity = if nth >= d.repeat_min_failures {
             severity.raised(1)
         } else {
@@ -404,14 +422,15 @@ pub(super) fn fire_due(
     fired_by: FiredBy,
     emit: &mut Emit<'_>,
 ) -> usize {
-    let mut due: Vec<usize> = (0..cust.expectations.len())
-        .filter(|&i| !cust.expectations[i].fired && cust.expectations[i].deadline <= deadline)
+    let xs = &cust.more().expectations;
+    let mut due: Vec<usize> = (0..xs.len())
+        .filter(|&i| !xs[i].fired && xs[i].deadline <= deadline)
         .collect();
-    due.sort_by_key(|&i| (cust.expectations[i].deadline, i));
+    due.sort_by_key(|&i| (xs[i].deadline, i));
     for &i in &due {
-        let mut x = cust.expectations[i].clone();
+        let mut x = cust.m().expectations[i].clone();
         ctx.fire(cust, &mut x, fired_by, emit);
-        cust.expectations[i] = x;
+        cust.m().expectations[i] = x;
     }
     due.len()
 }

@@ -25,12 +25,12 @@ impl Signalled {
 pub(super) fn open(cust: &mut CustomerState, suppression: Millis, inc: Incident) -> Signalled {
     if inc.severity != Severity::Critical {
         if let Some(h) = host(cust, inc.detected_at, suppression) {
-            merge(&mut cust.incidents[h], inc, suppression);
+            merge(&mut cust.m().incidents[h], inc, suppression);
             return Signalled::Escalated(h);
         }
     }
-    cust.incidents.push(inc);
-    Signalled::Opened(cust.incidents.len() - 1)
+    super::state::push_tight(&mut cust.m().incidents, inc);
+    Signalled::Opened(cust.m().incidents.len() - 1)
 }
 
 /// The customer's most recently detected task that is still open and was detected within the
@@ -39,7 +39,8 @@ fn host(cust: &CustomerState, t: EventTime, suppression: Millis) -> Option<usize
     if suppression.0 <= 0 {
         return None;
     }
-    cust.incidents
+    cust.more()
+        .incidents
         .iter()
         .enumerate()
         .filter(|(_, i)| {
@@ -75,7 +76,7 @@ fn merge(host: &mut Incident, inc: Incident, suppression: Millis) {
     }
     host.signal = Some(why.into());
     if !host.also.contains(&inc.key) && host.key != inc.key {
-        host.also.push(inc.key);
+        super::state::push_tight(&mut host.also, inc.key);
     }
     for e in inc.evidence {
         add_evidence(host, e);

@@ -25,6 +25,7 @@ use rules::{FailureSignal, Rule};
 use state::{CustomerState, Incident};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 /// What the engine produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +87,8 @@ pub struct Engine {
     detect: DetectConfig,
     policy: Policy,
     specs: expect::Specs,
-    customers: HashMap<Box<str>, CustomerState>,
+    /// Keyed by customer id; the key is shared with the customer's timers.
+    customers: HashMap<Arc<str>, CustomerState>,
     stats: EngineStats,
     /// Highest event time applied; state expiry runs against it.
     max_event_time: EventTime,
@@ -95,7 +97,9 @@ pub struct Engine {
     next_sweep: EventTime,
     /// Promise deadlines, earliest first: (deadline, customer). Entries whose promise was
     /// kept in the meantime are skipped when they come up.
-    timers: BinaryHeap<Reverse<(EventTime, Box<str>)>>,
+    timers: BinaryHeap<Reverse<(EventTime, Arc<str>)>>,
+    /// The deadline of a promise the event being applied made (its timer is set after).
+    new_timer: Option<EventTime>,
 }
 
 /// How far event time must move between TTL sweeps. A sweep walks every customer, so it
@@ -114,6 +118,7 @@ impl Engine {
             watermark: EventTime::MIN,
             next_sweep: EventTime::MIN,
             timers: BinaryHeap::new(),
+            new_timer: None,
         }
     }
 
@@ -170,6 +175,29 @@ impl Engine {
         late: bool,
         out: &mut Vec<Output>,
     ) -> Verdict {
+        self.new_timer = None;
+        let v = self.apply(e, src, clock, late, out);
+        if let Some((key, c)) = self.customers.get_key_value(&*e.customer_id) {
+            if let Some(deadline) = self.new_timer.take() {
+                self.timers.push(Reverse((deadline, key.clone())));
+            }
+            if c.has_empty_more() {
+                if let Some(c) = self.customers.get_mut(&*e.customer_id) {
+                    c.compact();
+                }
+            }
+        }
+        v
+    }
+
+    fn apply(
+        &mut self,
+        e: &TouchpointEvent,
+        src: &SourcePos,
+        clock: Clock,
+        late: bool,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
         self.stats.events += 1;
         if e.occurred_at > self.max_event_time {
             self.max_event_time = e.occurred_at;
@@ -184,7 +212,10 @@ impl Engine {
         let d = &self.detect;
         let cust = match self.customers.get_mut(&*e.customer_id) {
             Some(c) => c,
-            None => self.customers.entry(e.customer_id.clone()).or_default(),
+            None => self
+                .customers
+                .entry(Arc::from(&*e.customer_id))
+                .or_default(),
         };
         // State is pruned against the customer's latest activity, so a late event never
         // revives what a newer one already expired.
@@ -199,12 +230,16 @@ impl Engine {
             self.stats.duplicates += 1;
             return Verdict::Duplicate;
         }
-        cust.seen.push((fp, e.occurred_at));
+        state::push_tight(&mut cust.seen, (fp, e.occurred_at));
         if e.occurred_at > cust.last_activity {
             cust.last_activity = e.occurred_at;
         }
         if let Some(p) = &e.customer {
-            cust.profile = Some(p.clone());
+            match &mut cust.profile {
+                Some(old) if **old == *p => {}
+                Some(old) => **old = p.clone(),
+                None => cust.profile = Some(Box::new(p.clone())),
+            }
         }
         if late {
             self.stats.late += 1;
@@ -254,9 +289,7 @@ impl Engine {
             &|| evidence_of(e, src),
             &mut emit,
         );
-        if let Some(deadline) = new_deadline {
-            self.timers.push(Reverse((deadline, e.customer_id.clone())));
-        }
+        self.new_timer = new_deadline;
         let Some(signal) = failure else {
             return if late {
                 Verdict::Late
@@ -272,7 +305,7 @@ impl Engine {
         if late {
             // History only: the failure counts towards later `failure_count`s.
             if existing.is_none() {
-                cust.incident_opens.push(e.occurred_at);
+                state::push_tight(&mut cust.m().incident_opens, e.occurred_at);
             }
             return Verdict::Late;
         }
@@ -285,7 +318,9 @@ impl Engine {
             .unwrap_or_else(|| self.policy.cfg.default_currency.as_str().into());
         let sig = match existing {
             Some(idx) => {
-                let inc = &mut cust.incidents[idx];
+                let m = cust.m();
+                let opens = m.incident_opens.len() as u32;
+                let inc = &mut m.incidents[idx];
                 inc.revision += 1;
                 inc.status = TaskStatus::Escalated;
                 inc.failures += 1;
@@ -300,8 +335,7 @@ impl Engine {
                 // This incident has a failure now, so it counts even if it opened before the
                 // repeat window (its own opening has then been pruned from the list).
                 let opened_before_window = inc.detected_at.plus(d.repeat_window.millis()) < t;
-                inc.failure_count =
-                    cust.incident_opens.len() as u32 + u32::from(opened_before_window);
+                inc.failure_count = opens + u32::from(opened_before_window);
                 if inc.key != key {
                     // A failure on a reference merged into this task.
                     inc.signal = Some(
@@ -316,8 +350,8 @@ impl Engine {
                 Signalled::Escalated(idx)
             }
             None => {
-                cust.incident_opens.push(e.occurred_at);
-                let nth = cust.incident_opens.len() as u32;
+                state::push_tight(&mut cust.m().incident_opens, e.occurred_at);
+                let nth = cust.m().incident_opens.len() as u32;
                 let rule = Rule::for_new_incident(signal, nth, d.repeat_min_failures);
                 // Repetition points to a pattern: one step more severe (domain.md, 2).
                 let severity = if nth >= d.repeat_min_failures {
@@ -391,6 +425,7 @@ impl Engine {
             out.push(Output::Task(task));
         };
         let n = expect::fire_due(&ctx, cust, deadline, fired_by, &mut emit);
+        cust.compact();
         self.stats.timers_fired += n as u64;
         true
     }
@@ -468,7 +503,7 @@ impl Engine {
     fn rebuild_timers(&mut self) {
         self.timers.clear();
         for (id, c) in &self.customers {
-            for x in c.expectations.iter().filter(|x| !x.fired) {
+            for x in c.more().expectations.iter().filter(|x| !x.fired) {
                 self.timers.push(Reverse((x.deadline, id.clone())));
             }
         }
@@ -494,8 +529,8 @@ fn render(
     idx: usize,
     emitted_at: EventTime,
 ) -> RecoveryTask {
-    let profile = cust.profile.as_ref();
-    let inc = &cust.incidents[idx];
+    let profile = cust.profile.as_deref();
+    let inc = &cust.more().incidents[idx];
     let facts = IncidentFacts {
         event_type: &inc.event_type,
         channel: &inc.channel,
@@ -556,7 +591,7 @@ fn render(
         reason,
         fired_by: inc.fired_by.map(|f| f.as_str().to_string()),
     };
-    cust.incidents[idx].due_at = r.due_at;
+    cust.m().incidents[idx].due_at = r.due_at;
     task
 }
 

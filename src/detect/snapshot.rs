@@ -70,7 +70,10 @@ pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, SnapshotError> {
     for (i, c) in snap.customers.into_iter().enumerate() {
         let path = format!("customers[{i}]");
         let (id, state) = customer_from_pb(c, &path)?;
-        if customers.insert(id, state).is_some() {
+        if customers
+            .insert(std::sync::Arc::<str>::from(id), state)
+            .is_some()
+        {
             return Err(invalid(
                 format!("{path}.customer_id"),
                 "appears more than once",
@@ -117,17 +120,18 @@ pub fn decode_customer(bytes: &[u8]) -> Result<(Box<str>, CustomerState), Snapsh
 /// are left alone: they are not part of a customer's snapshot.
 pub fn restore_customer(engine: &mut Engine, bytes: &[u8]) -> Result<Box<str>, SnapshotError> {
     let (id, state) = decode_customer(bytes)?;
-    for x in state.expectations.iter().filter(|x| !x.fired) {
+    let key: std::sync::Arc<str> = std::sync::Arc::from(&*id);
+    for x in state.more().expectations.iter().filter(|x| !x.fired) {
         engine
             .timers
-            .push(std::cmp::Reverse((x.deadline, id.clone())));
+            .push(std::cmp::Reverse((x.deadline, key.clone())));
     }
-    engine.customers.insert(id.clone(), state);
+    engine.customers.insert(key, state);
     Ok(id)
 }
 
 fn to_pb(engine: &Engine) -> pb::EngineSnapshot {
-    let mut ids: Vec<(&Box<str>, &CustomerState)> = engine.customers.iter().collect();
+    let mut ids: Vec<(&std::sync::Arc<str>, &CustomerState)> = engine.customers.iter().collect();
     // HashMap order is random; sorting makes equal states encode to equal bytes.
     ids.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let s = &engine.stats;
@@ -164,8 +168,8 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
             segment: p.segment.as_deref().map(String::from),
             annual_value: p.annual_value,
         }),
-        incident_opens_ms: c.incident_opens.iter().map(|t| t.0).collect(),
-        incidents: c.incidents.iter().map(incident_to_pb).collect(),
+        incident_opens_ms: c.more().incident_opens.iter().map(|t| t.0).collect(),
+        incidents: c.more().incidents.iter().map(incident_to_pb).collect(),
         seen: c
             .seen
             .iter()
@@ -176,6 +180,7 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
             .collect(),
         version: SNAPSHOT_VERSION,
         contacts: c
+            .more()
             .contacts
             .iter()
             .map(|k| pb::ContactSnapshot {
@@ -186,6 +191,7 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
             })
             .collect(),
         expectations: c
+            .more()
             .expectations
             .iter()
             .map(|x| pb::ExpectationSnapshot {
@@ -203,6 +209,7 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
             })
             .collect(),
         fulfilments: c
+            .more()
             .fulfilments
             .iter()
             .map(|f| pb::FulfilmentSnapshot {
@@ -299,20 +306,9 @@ fn customer_from_pb(
             })
         })
         .collect::<Result<Vec<_>, SnapshotError>>()?;
-    let state = CustomerState {
-        last_activity: EventTime(c.last_activity_ms),
-        profile: c.profile.map(|p| CustomerProfile {
-            since: p.since_ms.map(EventTime),
-            segment: p.segment.map(Box::from),
-            annual_value: p.annual_value,
-        }),
+    let more = crate::detect::state::More {
         incident_opens: c.incident_opens_ms.into_iter().map(EventTime).collect(),
         incidents,
-        seen: c
-            .seen
-            .into_iter()
-            .map(|s| (s.fingerprint, EventTime(s.at_ms)))
-            .collect(),
         contacts: c
             .contacts
             .into_iter()
@@ -335,6 +331,19 @@ fn customer_from_pb(
             })
             .collect(),
     };
+    let state = CustomerState::from_parts(
+        EventTime(c.last_activity_ms),
+        c.profile.map(|p| CustomerProfile {
+            since: p.since_ms.map(EventTime),
+            segment: p.segment.map(Box::from),
+            annual_value: p.annual_value,
+        }),
+        c.seen
+            .into_iter()
+            .map(|s| (s.fingerprint, EventTime(s.at_ms)))
+            .collect(),
+        more,
+    );
     Ok((c.customer_id.into(), state))
 }
 
@@ -553,11 +562,11 @@ mod tests {
         let mut original = Engine::new(&config);
         feed(&mut original, &decoder, &records, &mut Vec::new());
         let mut rebuilt = Engine::new(&config);
-        let mut ids: Vec<Box<str>> = original.customers.keys().cloned().collect();
+        let mut ids: Vec<std::sync::Arc<str>> = original.customers.keys().cloned().collect();
         ids.sort();
         for id in &ids {
             let bytes = customer_bytes(&original, id).unwrap();
-            assert_eq!(&rebuilt.restore_customer(&bytes).unwrap(), id);
+            assert_eq!(&*rebuilt.restore_customer(&bytes).unwrap(), &**id);
         }
         assert!(customer_bytes(&original, "no-such-customer").is_none());
         // Customers are complete; engine-wide values are not part of a customer record.

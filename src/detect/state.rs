@@ -5,6 +5,15 @@
 use super::rules::{FiredBy, Rule};
 use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
 
+/// Appends growing the capacity by one, not to the next power of two: a customer's lists are
+/// short, and a `Vec`'s first push would otherwise reserve room for four elements.
+pub fn push_tight<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(1);
+    }
+    v.push(x);
+}
+
 /// Most evidence entries kept on one incident; older ones beyond it are summarised by
 /// `failures` (the count stays exact).
 pub const MAX_EVIDENCE: usize = 32;
@@ -12,20 +21,96 @@ pub const MAX_EVIDENCE: usize = 32;
 #[derive(Debug, Clone, Default)]
 pub struct CustomerState {
     pub last_activity: EventTime,
-    pub profile: Option<CustomerProfile>,
+    pub profile: Option<Box<CustomerProfile>>,
+    /// (fingerprint of event_id, occurred_at) of recent events, for duplicate detection.
+    pub seen: Vec<(u64, EventTime)>,
+    /// Everything most customers do not have; allocated only while there is some.
+    more: Option<Box<More>>,
+}
+
+/// The parts of a customer's state that most customers, most of the time, do not have.
+#[derive(Debug, Clone, Default)]
+pub struct More {
     /// Open times of this customer's incidents within the repeat window.
     pub incident_opens: Vec<EventTime>,
     pub incidents: Vec<Incident>,
-    /// (fingerprint of event_id, occurred_at) of recent events, for duplicate detection.
-    pub seen: Vec<(u64, EventTime)>,
     /// Recent contacts (the customer reaching out), for `customer_effort` and `cascade`.
     pub contacts: Vec<Contact>,
     /// Promises and service levels awaiting their fulfilling event (or already missed and
     /// awaiting it for the retraction).
     pub expectations: Vec<Expectation>,
-    /// Recent events on a reference, so a promise that arrives after its fulfilment (out of
-    /// order) is matched. Kept for `allowed_lateness + out_of_orderness`.
+    /// Recent events that fulfil or withdraw a configured promise, so a promise applied
+    /// after its fulfilment (same time, or behind the watermark) is matched. Kept for
+    /// `allowed_lateness + out_of_orderness`.
     pub fulfilments: Vec<Fulfilment>,
+}
+
+static NOTHING_MORE: More = More {
+    incident_opens: Vec::new(),
+    incidents: Vec::new(),
+    contacts: Vec::new(),
+    expectations: Vec::new(),
+    fulfilments: Vec::new(),
+};
+
+impl More {
+    fn is_empty(&self) -> bool {
+        self.incident_opens.is_empty()
+            && self.incidents.is_empty()
+            && self.contacts.is_empty()
+            && self.expectations.is_empty()
+            && self.fulfilments.is_empty()
+    }
+}
+
+impl CustomerState {
+    /// The rarely present parts, read-only (empty when there are none).
+    pub fn more(&self) -> &More {
+        self.more.as_deref().unwrap_or(&NOTHING_MORE)
+    }
+
+    /// The rarely present parts, for changing (allocated on first use; see `compact`).
+    pub fn m(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// Are the rarely present parts allocated but empty (see `compact`)?
+    pub fn has_empty_more(&self) -> bool {
+        self.more.as_ref().is_some_and(|m| m.is_empty())
+    }
+
+    /// Releases the rarely present parts when they hold nothing.
+    pub fn compact(&mut self) {
+        if self.more.as_ref().is_some_and(|m| m.is_empty()) {
+            self.more = None;
+        }
+    }
+
+    /// Builds a state from its parts (snapshots).
+    pub fn from_parts(
+        last_activity: EventTime,
+        profile: Option<CustomerProfile>,
+        seen: Vec<(u64, EventTime)>,
+        more: More,
+    ) -> CustomerState {
+        // Decoded lists can carry spare capacity (and reuse the decoder's larger buffers).
+        let mut more = more;
+        more.incident_opens.shrink_to_fit();
+        more.incidents.shrink_to_fit();
+        more.contacts.shrink_to_fit();
+        more.expectations.shrink_to_fit();
+        more.fulfilments.shrink_to_fit();
+        let mut seen = seen;
+        seen.shrink_to_fit();
+        let mut c = CustomerState {
+            last_activity,
+            profile: profile.map(Box::new),
+            seen,
+            more: Some(Box::new(more)),
+        };
+        c.compact();
+        c
+    }
 }
 
 /// A promise made to the customer: `promise_type` on `key` expects a fulfilling event by
@@ -119,11 +204,13 @@ impl CustomerState {
     /// Forgets what no rule can need any more at event time `t`.
     /// The incident keyed by `key`, or the one it was merged into.
     pub fn incident_for(&self, key: &str) -> Option<usize> {
-        self.incidents.iter().position(|i| i.covers(key))
+        self.more().incidents.iter().position(|i| i.covers(key))
     }
 
     pub fn prune_contacts(&mut self, t: EventTime, keep: crate::domain::Millis) {
-        self.contacts.retain(|c| c.at.plus(keep) >= t);
+        if !self.more().contacts.is_empty() {
+            self.m().contacts.retain(|c| c.at.plus(keep) >= t);
+        }
     }
 
     pub fn prune(
@@ -133,12 +220,16 @@ impl CustomerState {
         repeat_window: crate::domain::Millis,
         dup_horizon: crate::domain::Millis,
     ) {
-        self.incidents
+        self.seen.retain(|(_, at)| at.plus(dup_horizon) >= t);
+        let Some(m) = self.more.as_deref_mut() else {
+            return;
+        };
+        m.incidents
             .retain(|i| i.last_failure_at.plus(incident_window) >= t);
         // A missed promise stays matchable by a late fulfilment while its incident lives.
-        self.expectations
+        m.expectations
             .retain(|x| !x.fired || x.deadline.plus(incident_window) >= t);
-        self.incident_opens.retain(|o| o.plus(repeat_window) >= t);
-        self.seen.retain(|(_, at)| at.plus(dup_horizon) >= t);
+        m.incident_opens.retain(|o| o.plus(repeat_window) >= t);
+        self.compact();
     }
 }
