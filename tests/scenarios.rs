@@ -663,8 +663,8 @@ fn scenarios_produce_the_expected_tasks_and_dead_letters_however_they_are_partit
     let files = fixtures();
     if std::env::var("AMENDS_SCENARIO").is_err() {
         assert!(
-            files.len() >= 12,
-            "expected at least 12 scenarios, found {}",
+            files.len() >= 30,
+            "expected at least 30 scenarios, found {}",
             files.len()
         );
     }

@@ -3,6 +3,7 @@
 //! to exit codes.
 
 pub mod check_config;
+pub mod decode_bench;
 pub mod demo;
 pub mod replay;
 pub mod run;

@@ -3,7 +3,7 @@
 //! Unknown fields are ignored so producers can evolve.
 
 use super::validate::{self, RawEvent, RawOutcome, RawProfile};
-use super::DecodeError;
+use super::{json_fast, DecodeError};
 use crate::config::Limits;
 use crate::domain::{Channel, RecoveryOutcome, TouchpointEvent};
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -171,14 +171,42 @@ fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
     }
 }
 
+/// Decodes and validates a JSON touch-point event. Most payloads take the scanner in
+/// `json_fast.rs`; anything it does not handle takes the serde path, which gives the same
+/// result for every input (the fast path only exists to be quicker).
 pub fn decode_touchpoint(
     bytes: &[u8],
     limits: &Limits,
     channels: &[Channel],
 ) -> Result<TouchpointEvent, DecodeError> {
     let text = utf8(bytes)?;
+    match json_fast::scan(text) {
+        Some(raw) => validate::touchpoint(raw, limits, channels),
+        None => serde_touchpoint(text, limits, channels),
+    }
+}
+
+/// The serde path alone, for every payload: the reference the fast path is tested and
+/// benchmarked against.
+pub fn decode_touchpoint_serde(
+    bytes: &[u8],
+    limits: &Limits,
+    channels: &[Channel],
+) -> Result<TouchpointEvent, DecodeError> {
+    serde_touchpoint(utf8(bytes)?, limits, channels)
+}
+
+fn serde_touchpoint(
+    text: &str,
+    limits: &Limits,
+    channels: &[Channel],
+) -> Result<TouchpointEvent, DecodeError> {
     let w: WireEvent<'_> = parse(text)?;
-    let raw = RawEvent {
+    validate::touchpoint(raw_event(&w), limits, channels)
+}
+
+pub(super) fn raw_event<'a>(w: &'a WireEvent<'a>) -> RawEvent<'a> {
+    RawEvent {
         event_id: w.event_id.as_deref(),
         occurred_at: w.occurred_at.as_deref(),
         customer_id: w.customer_id.as_deref(),
@@ -202,8 +230,7 @@ pub fn decode_touchpoint(
             .iter()
             .map(|(k, v)| (k.as_ref(), v.as_ref()))
             .collect(),
-    };
-    validate::touchpoint(raw, limits, channels)
+    }
 }
 
 pub fn decode_outcome(bytes: &[u8], limits: &Limits) -> Result<RecoveryOutcome, DecodeError> {

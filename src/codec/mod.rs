@@ -6,6 +6,7 @@
 //! [`DecodeError`] that says which field is wrong and why.
 
 pub mod json;
+mod json_fast;
 pub mod output;
 pub mod protobuf;
 mod validate;

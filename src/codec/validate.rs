@@ -8,7 +8,7 @@ use crate::domain::{
 };
 
 /// A decoded but unvalidated touch-point event, borrowing from the wire value.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct RawEvent<'a> {
     pub event_id: Option<&'a str>,
     pub occurred_at: Option<&'a str>,
@@ -28,7 +28,7 @@ pub(crate) struct RawEvent<'a> {
     pub attributes: Vec<(&'a str, &'a str)>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct RawProfile<'a> {
     pub since: Option<&'a str>,
     pub segment: Option<&'a str>,
@@ -50,8 +50,17 @@ pub(crate) struct RawOutcome<'a> {
 fn required<'a>(field: &str, v: Option<&'a str>, limits: &Limits) -> Result<&'a str, DecodeError> {
     match v {
         None => Err(DecodeError::invalid(field, "is required")),
-        Some(s) if s.trim().is_empty() => Err(DecodeError::invalid(field, "must not be empty")),
+        Some(s) if is_blank(s) => Err(DecodeError::invalid(field, "must not be empty")),
         Some(s) => bounded(field, s, limits.max_string_bytes),
+    }
+}
+
+/// `s.trim().is_empty()`, without trimming the usual value that starts with a visible ASCII
+/// character (none of which is whitespace).
+fn is_blank(s: &str) -> bool {
+    match s.as_bytes().first() {
+        Some(b) if b.is_ascii_graphic() => false,
+        _ => s.trim().is_empty(),
     }
 }
 
@@ -216,9 +225,12 @@ pub(crate) fn touchpoint(
     }
     let mut attributes = Vec::with_capacity(raw.attributes.len());
     for (k, v) in raw.attributes {
-        let field = format!("attributes.{}", truncate(k, 32));
-        bounded(&field, k, limits.max_attribute_bytes)?;
-        bounded(&field, v, limits.max_attribute_bytes)?;
+        // The field name is only made for an error: this loop runs for every attribute.
+        if k.len() > limits.max_attribute_bytes || v.len() > limits.max_attribute_bytes {
+            let field = format!("attributes.{}", truncate(k, 32));
+            bounded(&field, k, limits.max_attribute_bytes)?;
+            bounded(&field, v, limits.max_attribute_bytes)?;
+        }
         attributes.push((Box::from(k), Box::from(v)));
     }
     Ok(TouchpointEvent {

@@ -7,15 +7,16 @@
 use super::ids;
 use super::lifecycle::{self, add_evidence, Signalled};
 use super::rules::Rule;
+use super::state::Ev;
 use super::state::{Contact, CustomerState, Incident};
 use crate::config::DetectConfig;
-use crate::domain::{Cause, EventTime, Evidence, Severity, TaskStatus, TouchpointEvent};
-use crate::policy::render::humanize;
+use crate::domain::{Cause, EventTime, Severity, TaskStatus, TouchpointEvent};
 
-/// Severity of an effort-only incident, before repetition raises it.
+/// Severity of an effort-only incident, before repetition raises it, and the shared strings.
 pub(super) struct EffortDefaults<'a> {
     pub severity: Severity,
     pub currency: &'a str,
+    pub syms: &'a std::cell::RefCell<super::state::Syms>,
 }
 
 /// Records the contact and applies the first signal it completes, if any.
@@ -25,7 +26,7 @@ pub(super) fn on_contact(
     customer_id: &str,
     cust: &mut CustomerState,
     e: &TouchpointEvent,
-    evidence: Evidence,
+    evidence: Ev,
     signal: bool,
 ) -> Option<Signalled> {
     let t = e.occurred_at;
@@ -35,7 +36,7 @@ pub(super) fn on_contact(
         Contact {
             at: t,
             reference: e.reference.clone(),
-            channel: e.channel.as_str().into(),
+            channel: e.channel.0.clone(),
             evidence: evidence.clone(),
         },
     );
@@ -83,7 +84,7 @@ fn effort(
             window.human()
         )
     };
-    let evidence: Vec<Evidence> = about.iter().map(|c| c.evidence.clone()).collect();
+    let evidence: Vec<Ev> = about.iter().map(|c| c.evidence.clone()).collect();
     match cust.incident_for(r) {
         Some(idx) => {
             let inc = &mut cust.m().incidents[idx];
@@ -106,6 +107,14 @@ fn effort(
                 defaults.severity
             };
             let task_id = ids::stable_id("t", &[customer_id, r, &e.event_id]);
+            let (touchpoint, event_type, currency) = {
+                let mut syms = defaults.syms.borrow_mut();
+                (
+                    syms.get(&e.touchpoint),
+                    syms.get(&e.event_type),
+                    syms.get(defaults.currency),
+                )
+            };
             let inc = Incident {
                 task_id,
                 key: r.into(),
@@ -120,11 +129,11 @@ fn effort(
                 cause: Cause::Unknown,
                 failures: 1,
                 failure_count: nth,
-                channel: e.channel.as_str().into(),
-                touchpoint: e.touchpoint.clone(),
-                event_type: e.event_type.clone(),
+                channel: e.channel.0.clone(),
+                touchpoint,
+                event_type,
                 amount_at_stake: 0.0,
-                currency: defaults.currency.into(),
+                currency,
                 evidence,
                 priority_boost: 1,
                 cascaded: false,
@@ -132,6 +141,8 @@ fn effort(
                 signal: Some(why.into()),
                 also: Vec::new(),
                 fired_by: None,
+                unsettled: 0,
+                has_failures: false,
             };
             Some(lifecycle::open(cust, d.suppression_period.millis(), inc))
         }
@@ -142,7 +153,7 @@ fn cascade(
     d: &DetectConfig,
     cust: &mut CustomerState,
     e: &TouchpointEvent,
-    evidence: Evidence,
+    evidence: Ev,
 ) -> Option<Signalled> {
     let window = d.cascade_window.millis();
     let t = e.occurred_at;
@@ -175,7 +186,7 @@ fn cascade(
         "cascade: the customer turned to {} ({}) after the {} on {}",
         e.channel.as_str(),
         e.touchpoint,
-        humanize(&inc.event_type),
+        crate::policy::render::describe(&inc.event_type),
         inc.key
     );
     escalate(inc, Rule::Cascade, why, t);

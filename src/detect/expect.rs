@@ -17,9 +17,9 @@
 use super::ids;
 use super::lifecycle::{self, add_evidence};
 use super::rules::{FiredBy, Rule};
-use super::state::{CustomerState, Expectation, Fulfilment, Incident};
+use super::state::{CustomerState, Ev, Expectation, Fulfilment, Incident, Syms};
 use crate::config::{DetectConfig, ExpectationRule};
-use crate::domain::{Cause, EventTime, Evidence, Millis, Severity, TaskStatus, TouchpointEvent};
+use crate::domain::{Cause, EventTime, Millis, Severity, TaskStatus, TouchpointEvent};
 use crate::policy::render::humanize;
 use crate::policy::Policy;
 
@@ -40,6 +40,8 @@ pub(super) struct Spec {
 pub(super) struct Specs {
     list: Vec<Spec>,
     promise_severity: Severity,
+    /// Contact and survey types: they never keep a generic promise.
+    not_fulfilling: Vec<u64>,
 }
 
 /// How an event relates to a promise.
@@ -74,6 +76,12 @@ impl Specs {
                 })
                 .collect(),
             promise_severity: d.promise_severity,
+            not_fulfilling: d
+                .contact_types
+                .iter()
+                .chain(&d.survey_types)
+                .map(fp)
+                .collect(),
         }
     }
 
@@ -101,9 +109,12 @@ impl Specs {
                     None
                 }
             }
-            None => {
-                (!failure && type_fp != ids::fingerprint(promise_type)).then_some(Match::Fulfils)
-            }
+            // A generic promise: any non-failure event of another type on the reference, but
+            // not the customer chasing it (a contact) or rating it (a survey).
+            None => (!failure
+                && type_fp != ids::fingerprint(promise_type)
+                && !self.not_fulfilling.contains(&type_fp))
+            .then_some(Match::Fulfils),
         }
     }
 
@@ -132,13 +143,15 @@ impl Ctx<'_> {
     /// watermark): fulfils or withdraws this customer's promises on its reference, remembers
     /// it for promises still to arrive, and registers the promise it makes. Returns the
     /// deadline of a newly registered promise, for the engine's timers.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_event(
         &self,
         cust: &mut CustomerState,
         e: &TouchpointEvent,
         failure: bool,
         late: bool,
-        evidence: &dyn Fn() -> Evidence,
+        syms: &std::cell::RefCell<Syms>,
+        evidence: &dyn Fn() -> Ev,
         emit: &mut Emit<'_>,
     ) -> Option<EventTime> {
         let r = e.reference.as_deref()?;
@@ -186,6 +199,7 @@ impl Ctx<'_> {
                     type_fp,
                     at: e.occurred_at,
                     failure,
+                    evidence: evidence(),
                 },
             );
         }
@@ -194,7 +208,8 @@ impl Ctx<'_> {
         if late || e.occurred_at < horizon {
             return None;
         }
-        let deadline = self.specs.deadline(e)?;
+        // A deadline before the promise itself is no promise anyone could keep.
+        let deadline = self.specs.deadline(e).filter(|d| *d >= e.occurred_at)?;
         // An earlier fulfilment or withdrawal, delivered first.
         let settled = cust
             .more()
@@ -204,29 +219,33 @@ impl Ctx<'_> {
             .filter_map(|f| {
                 self.specs
                     .matches(&e.event_type, f.type_fp, f.failure)
-                    .map(|m| (f.at, m))
+                    .map(|m| (f.at, m, f.evidence.clone()))
             })
-            .min_by_key(|(at, _)| *at);
+            .min_by_key(|(at, _, _)| *at);
         // A new promise of the same kind on the same reference replaces one still pending.
         cust.m()
             .expectations
-            .retain(|x| !(!x.fired && &*x.key == r && x.promise_type == e.event_type));
+            .retain(|x| !(!x.fired && &*x.key == r && *x.promise_type == *e.event_type));
+        let evidence = evidence();
+        let mut syms = syms.borrow_mut();
         let x = Expectation {
             key: r.into(),
-            promise_type: e.event_type.clone(),
+            promise_type: evidence.event_type.clone(),
             made_at: e.occurred_at,
             deadline,
             fired: false,
-            evidence: evidence(),
-            channel: e.channel.as_str().into(),
-            touchpoint: e.touchpoint.clone(),
+            evidence,
+            channel: e.channel.0.clone(),
+            touchpoint: syms.get(&e.touchpoint),
             amount: e.amount,
-            currency: e.currency.clone(),
+            currency: e.currency.as_deref().map(|c| syms.get(c)),
             cause: e.cause,
         };
+        drop(syms);
         match settled {
-            Some((at, m)) => {
-                self.settle(cust, x, m, at, "", None, emit);
+            Some((at, m, by)) => {
+                let by_type = by.event_type.clone();
+                self.settle(cust, x, m, at, &by_type, Some(by), emit);
                 None
             }
             None => {
@@ -245,7 +264,7 @@ impl Ctx<'_> {
         m: Match,
         at: EventTime,
         by_type: &str,
-        by: Option<Evidence>,
+        by: Option<Ev>,
         emit: &mut Emit<'_>,
     ) {
         let on_time = at <= x.deadline;
@@ -261,15 +280,11 @@ impl Ctx<'_> {
                     // timer would have opened opens now, then settles.
                     self.fire(cust, &mut x, FiredBy::EventTime, emit);
                 }
-                let what = if by_type.is_empty() {
-                    "the settling event".to_string()
-                } else {
-                    humanize(by_type)
-                };
+                let what = humanize(by_type);
                 let (status, reason) = match m {
                     Match::Fulfils if on_time => (
                         TaskStatus::Resolved,
-                        format!("resolved: the {what} at {at} kept the promise; it reached amends late, so no recovery is needed"),
+                        format!("resolved: the {what} at {at} kept the promise; its event reached amends late"),
                     ),
                     Match::Fulfils => (
                         TaskStatus::Resolved,
@@ -285,15 +300,20 @@ impl Ctx<'_> {
                     ),
                 };
                 let Some(idx) = cust.m().incidents.iter().position(|i| {
-                    i.covers(&x.key)
-                        && matches!(i.opened_by, Rule::MissedExpectation | Rule::SlowResponse)
-                        && i.failures == 1
-                        && !i.is_closed()
+                    i.covers(&x.key) && !i.has_failures && i.unsettled > 0 && !i.is_closed()
                 }) else {
-                    // The miss escalated an incident with other failures: that task stands.
+                    // The miss is part of a task with failures of its own: that task stands.
                     return;
                 };
                 let inc = &mut cust.m().incidents[idx];
+                inc.unsettled -= 1;
+                if inc.unsettled > 0 {
+                    // Another missed promise on the task is still open.
+                    if let Some(ev) = by {
+                        add_evidence(inc, ev);
+                    }
+                    return;
+                }
                 inc.revision += 1;
                 inc.status = status;
                 inc.rule = inc.opened_by;
@@ -318,12 +338,9 @@ impl Ctx<'_> {
         x.fired = true;
         let spec = self.specs.spec(&x.promise_type);
         let rule = spec.map_or(Rule::MissedExpectation, |s| s.rule);
-        let expected = spec.map_or("fulfilment".to_string(), |s| {
-            s.expect
-                .iter()
-                .map(|t| humanize(t))
-                .collect::<Vec<_>>()
-                .join(" or ")
+        let expected = spec.map_or("fulfilling event".to_string(), |s| {
+            let names = s.expect.iter().map(|t| humanize(t)).collect::<Vec<_>>();
+            format!("{} event", names.join(" or "))
         });
         let promise = humanize(&x.promise_type);
         let why = match (rule, spec.and_then(|s| s.within)) {
@@ -357,6 +374,7 @@ impl Ctx<'_> {
             inc.last_failure_at = inc.last_failure_at.max(at);
             inc.signal = Some(why.into());
             inc.fired_by.get_or_insert(fired_by);
+            inc.unsettled = inc.unsettled.saturating_add(1);
             add_evidence(inc, x.evidence.clone());
             emit(cust, idx, at);
             return;
@@ -368,11 +386,10 @@ impl Ctx<'_> {
         } else {
             severity
         };
-        let expect_word = spec
-            .and_then(|s| s.expect.first())
-            .map_or("fulfilment", |s| &**s);
+        // What the task is about, as an event type: `missed_order_placed` (humanized "missed
+        // order placed"), `unanswered_ticket_opened`.
         let prefix = if rule == Rule::SlowResponse {
-            "slow"
+            "unanswered"
         } else {
             "missed"
         };
@@ -395,7 +412,7 @@ impl Ctx<'_> {
             failure_count: nth,
             channel: x.channel.clone(),
             touchpoint: x.touchpoint.clone(),
-            event_type: format!("{prefix}_{expect_word}").into(),
+            event_type: format!("{prefix}_{}", x.promise_type).into(),
             amount_at_stake: x.amount.unwrap_or(0.0),
             currency: x
                 .currency
@@ -408,6 +425,8 @@ impl Ctx<'_> {
             signal: Some(why.into()),
             also: Vec::new(),
             fired_by: Some(fired_by),
+            unsettled: 1,
+            has_failures: false,
         };
         let s = lifecycle::open(cust, d.suppression_period.millis(), inc);
         emit(cust, s.index(), at);

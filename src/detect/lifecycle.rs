@@ -3,8 +3,9 @@
 //! non-critical incident within it merges into the customer's open task (a new revision of
 //! that task, which now also covers the new reference) instead of opening a second task.
 
+use super::state::Ev;
 use super::state::{CustomerState, Incident, MAX_EVIDENCE};
-use crate::domain::{EventTime, Evidence, Millis, Severity, TaskStatus};
+use crate::domain::{EventTime, Millis, Severity, TaskStatus};
 
 /// What a signal did to the customer's tasks: escalated the incident at this index (also a
 /// merge into it), or opened it.
@@ -53,7 +54,7 @@ fn host(cust: &CustomerState, t: EventTime, suppression: Millis) -> Option<usize
 fn merge(host: &mut Incident, inc: Incident, suppression: Millis) {
     let why = format!(
         "merged: {} on {} within the suppression period ({}; one proactive contact per customer){}",
-        crate::policy::render::humanize(&inc.event_type),
+        crate::policy::render::describe(&inc.event_type),
         inc.key,
         suppression.human(),
         match &inc.signal {
@@ -74,6 +75,8 @@ fn merge(host: &mut Incident, inc: Incident, suppression: Millis) {
     if host.fired_by.is_none() {
         host.fired_by = inc.fired_by;
     }
+    host.unsettled = host.unsettled.saturating_add(inc.unsettled);
+    host.has_failures |= inc.has_failures;
     host.signal = Some(why.into());
     if !host.also.contains(&inc.key) && host.key != inc.key {
         super::state::push_tight(&mut host.also, inc.key);
@@ -84,7 +87,7 @@ fn merge(host: &mut Incident, inc: Incident, suppression: Millis) {
 }
 
 /// Adds evidence once per event, up to `MAX_EVIDENCE` (the failure count stays exact).
-pub(super) fn add_evidence(inc: &mut Incident, ev: Evidence) {
+pub(super) fn add_evidence(inc: &mut Incident, ev: Ev) {
     if inc.evidence.len() < MAX_EVIDENCE && !inc.evidence.iter().any(|x| x.event_id == ev.event_id)
     {
         inc.evidence.push(ev);

@@ -16,13 +16,14 @@ pub mod state;
 
 use crate::config::{Config, DetectConfig};
 use crate::domain::{
-    Cause, EventTime, Evidence, Millis, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent,
+    Cause, EventTime, Millis, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent,
 };
 use crate::policy::{IncidentFacts, Policy};
 use lifecycle::Signalled;
 pub use rules::FiredBy;
 use rules::{FailureSignal, Rule};
-use state::{CustomerState, Incident};
+use state::{CustomerState, Ev, Incident, Syms};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(EventTime, Arc<str>)>>,
     /// The deadline of a promise the event being applied made (its timer is set after).
     new_timer: Option<EventTime>,
+    /// Shared strings for the state (see `state::Syms`).
+    syms: RefCell<Syms>,
 }
 
 /// How far event time must move between TTL sweeps. A sweep walks every customer, so it
@@ -119,6 +122,7 @@ impl Engine {
             next_sweep: EventTime::MIN,
             timers: BinaryHeap::new(),
             new_timer: None,
+            syms: RefCell::new(Syms::default()),
         }
     }
 
@@ -231,10 +235,12 @@ impl Engine {
             return Verdict::Duplicate;
         }
         state::push_tight(&mut cust.seen, (fp, e.occurred_at));
+        let newest = e.occurred_at >= cust.last_activity;
         if e.occurred_at > cust.last_activity {
             cust.last_activity = e.occurred_at;
         }
-        if let Some(p) = &e.customer {
+        // The profile of the newest event wins: a late event does not roll it back.
+        if let Some(p) = e.customer.as_ref().filter(|_| newest) {
             match &mut cust.profile {
                 Some(old) if **old == *p => {}
                 Some(old) => **old = p.clone(),
@@ -262,6 +268,7 @@ impl Engine {
             let defaults = contacts::EffortDefaults {
                 severity: policy.cfg.severity.default,
                 currency: &policy.cfg.default_currency,
+                syms: &self.syms,
             };
             if let Some(sig) = contacts::on_contact(
                 d,
@@ -269,7 +276,7 @@ impl Engine {
                 &e.customer_id,
                 cust,
                 e,
-                evidence_of(e, src),
+                evidence_of(e, src, &self.syms),
                 !late,
             ) {
                 emit(cust, sig.index(), e.occurred_at);
@@ -286,7 +293,8 @@ impl Engine {
             e,
             failure.is_some(),
             late,
-            &|| evidence_of(e, src),
+            &self.syms,
+            &|| evidence_of(e, src, &self.syms),
             &mut emit,
         );
         self.new_timer = new_deadline;
@@ -311,11 +319,19 @@ impl Engine {
         }
         let severity = self.policy.severity(e);
         let cause = e.cause.unwrap_or(Cause::Unknown);
-        let evidence = evidence_of(e, src);
-        let currency: Box<str> = e
-            .currency
-            .clone()
-            .unwrap_or_else(|| self.policy.cfg.default_currency.as_str().into());
+        let evidence = evidence_of(e, src, &self.syms);
+        let (currency, touchpoint, event_type) = {
+            let mut syms = self.syms.borrow_mut();
+            (
+                syms.get(
+                    e.currency
+                        .as_deref()
+                        .unwrap_or(&self.policy.cfg.default_currency),
+                ),
+                syms.get(&e.touchpoint),
+                syms.get(&e.event_type),
+            )
+        };
         let sig = match existing {
             Some(idx) => {
                 let m = cust.m();
@@ -324,6 +340,7 @@ impl Engine {
                 inc.revision += 1;
                 inc.status = TaskStatus::Escalated;
                 inc.failures += 1;
+                inc.has_failures = true;
                 inc.signal = None;
                 inc.rule = inc.opened_by;
                 inc.severity = inc.severity.max(severity);
@@ -374,9 +391,9 @@ impl Engine {
                     cause,
                     failures: 1,
                     failure_count: nth,
-                    channel: e.channel.as_str().into(),
-                    touchpoint: e.touchpoint.clone(),
-                    event_type: e.event_type.clone(),
+                    channel: e.channel.0.clone(),
+                    touchpoint,
+                    event_type,
                     amount_at_stake: e.amount.unwrap_or(0.0),
                     currency,
                     evidence: vec![evidence],
@@ -386,6 +403,8 @@ impl Engine {
                     signal: None,
                     also: Vec::new(),
                     fired_by: None,
+                    unsettled: 0,
+                    has_failures: true,
                 };
                 lifecycle::open(cust, d.suppression_period.millis(), inc)
             }
@@ -510,14 +529,14 @@ impl Engine {
     }
 }
 
-fn evidence_of(e: &TouchpointEvent, src: &SourcePos) -> Evidence {
-    Evidence {
-        event_id: e.event_id.to_string(),
-        topic: src.topic.to_string(),
-        partition: src.partition,
+fn evidence_of(e: &TouchpointEvent, src: &SourcePos, syms: &RefCell<Syms>) -> Ev {
+    Ev {
+        event_id: e.event_id.clone(),
+        topic: src.topic.clone(),
+        event_type: syms.borrow_mut().get(&e.event_type),
         offset: src.offset,
-        occurred_at: e.occurred_at.to_string(),
-        event_type: e.event_type.to_string(),
+        occurred_at: e.occurred_at,
+        partition: src.partition,
     }
 }
 
@@ -581,8 +600,19 @@ fn render(
         actions: r.actions,
         value_at_risk: r.value_at_risk,
         currency: inc.currency.to_string(),
-        evidence: inc.evidence.clone(),
-        explanation: r.explanation,
+        evidence: inc.evidence.iter().map(Ev::evidence).collect(),
+        explanation: match (inc.status, reason.as_deref()) {
+            // A closed task says why it closed, not what to do.
+            (TaskStatus::Resolved | TaskStatus::Cancelled, Some(why)) => {
+                let mut why = why.to_string();
+                if let Some(first) = why.get(..1) {
+                    let upper = first.to_ascii_uppercase();
+                    why.replace_range(..1, &upper);
+                }
+                format!("{why}; no recovery contact is due.")
+            }
+            _ => r.explanation,
+        },
         channel: inc.channel.to_string(),
         touchpoint: inc.touchpoint.to_string(),
         segment: profile

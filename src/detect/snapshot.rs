@@ -8,7 +8,7 @@
 //! snapshot: the restoring engine interprets the state under the configuration it is given.
 
 use super::rules::Rule;
-use super::state::{CustomerState, Incident};
+use super::state::{CustomerState, Ev, Incident, Syms};
 use super::{Engine, EngineStats};
 use crate::config::Config;
 use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
@@ -67,9 +67,10 @@ pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         .as_ref()
         .ok_or_else(|| invalid("stats", "missing"))?;
     let mut customers = HashMap::with_capacity(snap.customers.len());
+    let mut syms = Syms::default();
     for (i, c) in snap.customers.into_iter().enumerate() {
         let path = format!("customers[{i}]");
-        let (id, state) = customer_from_pb(c, &path)?;
+        let (id, state) = customer_from_pb(c, &path, &mut syms)?;
         if customers
             .insert(std::sync::Arc::<str>::from(id), state)
             .is_some()
@@ -82,6 +83,7 @@ pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, SnapshotError> {
     }
     let mut engine = Engine::new(config);
     engine.customers = customers;
+    engine.syms = std::cell::RefCell::new(syms);
     engine.stats = EngineStats {
         events: stats.events,
         failures: stats.failures,
@@ -112,14 +114,22 @@ pub fn customer_bytes(engine: &Engine, customer_id: &str) -> Option<Vec<u8>> {
 
 /// Decodes a `CustomerSnapshot` written by [`customer_bytes`].
 pub fn decode_customer(bytes: &[u8]) -> Result<(Box<str>, CustomerState), SnapshotError> {
-    customer_from_pb(pb::CustomerSnapshot::decode(bytes)?, "")
+    customer_from_pb(
+        pb::CustomerSnapshot::decode(bytes)?,
+        "",
+        &mut super::state::Syms::default(),
+    )
 }
 
 /// Puts one customer's state into the engine, replacing what it had for that customer, and
 /// returns the customer id. Engine-wide values (highest event time, next sweep, counters)
 /// are left alone: they are not part of a customer's snapshot.
 pub fn restore_customer(engine: &mut Engine, bytes: &[u8]) -> Result<Box<str>, SnapshotError> {
-    let (id, state) = decode_customer(bytes)?;
+    let (id, state) = customer_from_pb(
+        pb::CustomerSnapshot::decode(bytes)?,
+        "",
+        engine.syms.get_mut(),
+    )?;
     let key: std::sync::Arc<str> = std::sync::Arc::from(&*id);
     for x in state.more().expectations.iter().filter(|x| !x.fired) {
         engine
@@ -187,7 +197,7 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
                 at_ms: k.at.0,
                 reference: k.reference.as_deref().map(String::from),
                 channel: k.channel.to_string(),
-                evidence: Some(pb::Evidence::from(&k.evidence)),
+                evidence: Some(pb::Evidence::from(&k.evidence.evidence())),
             })
             .collect(),
         expectations: c
@@ -200,7 +210,7 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
                 made_at_ms: x.made_at.0,
                 deadline_ms: x.deadline.0,
                 fired: x.fired,
-                evidence: Some(pb::Evidence::from(&x.evidence)),
+                evidence: Some(pb::Evidence::from(&x.evidence.evidence())),
                 channel: x.channel.to_string(),
                 touchpoint: x.touchpoint.to_string(),
                 amount: x.amount,
@@ -217,6 +227,7 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
                 type_fingerprint: f.type_fp,
                 at_ms: f.at.0,
                 failure: f.failure,
+                evidence: Some(pb::Evidence::from(&f.evidence.evidence())),
             })
             .collect(),
     }
@@ -241,7 +252,11 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
         event_type: i.event_type.to_string(),
         amount_at_stake: i.amount_at_stake,
         currency: i.currency.to_string(),
-        evidence: i.evidence.iter().map(pb::Evidence::from).collect(),
+        evidence: i
+            .evidence
+            .iter()
+            .map(|e| pb::Evidence::from(&e.evidence()))
+            .collect(),
         priority_boost: u32::from(i.priority_boost),
         cascaded: i.cascaded,
         effort_signalled: i.effort_signalled,
@@ -252,6 +267,8 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
             .fired_by
             .map(|f| f.as_str().to_string())
             .unwrap_or_default(),
+        unsettled: u32::from(i.unsettled),
+        has_failures: i.has_failures,
     }
 }
 
@@ -259,6 +276,7 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
 fn customer_from_pb(
     c: pb::CustomerSnapshot,
     path: &str,
+    syms: &mut Syms,
 ) -> Result<(Box<str>, CustomerState), SnapshotError> {
     let field = |name: &str| {
         if path.is_empty() {
@@ -275,7 +293,7 @@ fn customer_from_pb(
         .incidents
         .into_iter()
         .enumerate()
-        .map(|(n, i)| incident_from_pb(i, &field(&format!("incidents[{n}]"))))
+        .map(|(n, i)| incident_from_pb(i, &field(&format!("incidents[{n}]")), syms))
         .collect::<Result<Vec<_>, _>>()?;
     let expectations = c
         .expectations
@@ -293,15 +311,15 @@ fn customer_from_pb(
             };
             Ok(crate::detect::state::Expectation {
                 key: x.key.into(),
-                promise_type: x.promise_type.into(),
+                promise_type: syms.get(&x.promise_type),
                 made_at: EventTime(x.made_at_ms),
                 deadline: EventTime(x.deadline_ms),
                 fired: x.fired,
-                evidence: Evidence::from(x.evidence.unwrap_or_default()),
-                channel: x.channel.into(),
-                touchpoint: x.touchpoint.into(),
+                evidence: Ev::from_evidence(Evidence::from(x.evidence.unwrap_or_default()), syms),
+                channel: syms.get(&x.channel),
+                touchpoint: syms.get(&x.touchpoint),
                 amount: x.amount,
-                currency: x.currency.map(Box::from),
+                currency: x.currency.map(|c| syms.get(&c)),
                 cause,
             })
         })
@@ -315,8 +333,8 @@ fn customer_from_pb(
             .map(|k| crate::detect::state::Contact {
                 at: EventTime(k.at_ms),
                 reference: k.reference.map(Box::from),
-                channel: k.channel.into(),
-                evidence: Evidence::from(k.evidence.unwrap_or_default()),
+                channel: syms.get(&k.channel),
+                evidence: Ev::from_evidence(Evidence::from(k.evidence.unwrap_or_default()), syms),
             })
             .collect(),
         expectations,
@@ -328,6 +346,7 @@ fn customer_from_pb(
                 type_fp: f.type_fingerprint,
                 at: EventTime(f.at_ms),
                 failure: f.failure,
+                evidence: Ev::from_evidence(Evidence::from(f.evidence.unwrap_or_default()), syms),
             })
             .collect(),
     };
@@ -347,7 +366,11 @@ fn customer_from_pb(
     Ok((c.customer_id.into(), state))
 }
 
-fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, SnapshotError> {
+fn incident_from_pb(
+    i: pb::IncidentSnapshot,
+    path: &str,
+    syms: &mut Syms,
+) -> Result<Incident, SnapshotError> {
     let unknown = |name: &str, value: &str| {
         invalid(format!("{path}.{name}"), format!("unknown value `{value}`"))
     };
@@ -383,12 +406,16 @@ fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, Sna
         cause,
         failures: i.failures,
         failure_count: i.failure_count,
-        channel: i.channel.into(),
-        touchpoint: i.touchpoint.into(),
-        event_type: i.event_type.into(),
+        channel: syms.get(&i.channel),
+        touchpoint: syms.get(&i.touchpoint),
+        event_type: syms.get(&i.event_type),
         amount_at_stake: i.amount_at_stake,
-        currency: i.currency.into(),
-        evidence: i.evidence.into_iter().map(Evidence::from).collect(),
+        currency: syms.get(&i.currency),
+        evidence: i
+            .evidence
+            .into_iter()
+            .map(|e| Ev::from_evidence(Evidence::from(e), syms))
+            .collect(),
         priority_boost: u8::try_from(i.priority_boost)
             .map_err(|_| invalid(format!("{path}.priority_boost"), "out of range"))?,
         cascaded: i.cascaded,
@@ -399,6 +426,9 @@ fn incident_from_pb(i: pb::IncidentSnapshot, path: &str) -> Result<Incident, Sna
             "" => None,
             v => Some(super::rules::FiredBy::parse(v).ok_or_else(|| unknown("fired_by", v))?),
         },
+        unsettled: u8::try_from(i.unsettled)
+            .map_err(|_| invalid(format!("{path}.unsettled"), "out of range"))?,
+        has_failures: i.has_failures,
     })
 }
 

@@ -4,6 +4,69 @@
 
 use super::rules::{FiredBy, Rule};
 use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Evidence as the state keeps it: the event id, where it was read, its time and type, with
+/// the topic and type shared rather than copied per event (see [`Syms`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ev {
+    pub event_id: Box<str>,
+    pub topic: Arc<str>,
+    pub event_type: Arc<str>,
+    pub offset: i64,
+    pub occurred_at: EventTime,
+    pub partition: i32,
+}
+
+impl Ev {
+    /// The output contract's form.
+    pub fn evidence(&self) -> Evidence {
+        Evidence {
+            event_id: self.event_id.to_string(),
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset: self.offset,
+            occurred_at: self.occurred_at.to_string(),
+            event_type: self.event_type.to_string(),
+        }
+    }
+
+    /// From the output contract's form (snapshots); an unparsable time becomes "never".
+    pub fn from_evidence(e: Evidence, syms: &mut Syms) -> Ev {
+        Ev {
+            event_id: e.event_id.into(),
+            topic: syms.get(&e.topic),
+            event_type: syms.get(&e.event_type),
+            offset: e.offset,
+            occurred_at: EventTime::parse(&e.occurred_at).unwrap_or(EventTime::MIN),
+            partition: e.partition,
+        }
+    }
+}
+
+/// Shared copies of the few distinct strings the state repeats for every customer (event
+/// types, channels, touchpoints, currencies, topics). Bounded: beyond `MAX_SYMS` distinct
+/// strings new ones are simply not shared.
+#[derive(Debug, Default)]
+pub struct Syms {
+    set: HashSet<Arc<str>>,
+}
+
+const MAX_SYMS: usize = 65_536;
+
+impl Syms {
+    pub fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.set.len() < MAX_SYMS {
+            self.set.insert(a.clone());
+        }
+        a
+    }
+}
 
 /// Appends growing the capacity by one, not to the next power of two: a customer's lists are
 /// short, and a `Vec`'s first push would otherwise reserve room for four elements.
@@ -119,27 +182,29 @@ impl CustomerState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
     pub key: Box<str>,
-    pub promise_type: Box<str>,
+    pub promise_type: Arc<str>,
     pub made_at: EventTime,
     pub deadline: EventTime,
     /// The deadline passed and the task was opened (or the incident escalated).
     pub fired: bool,
-    pub evidence: Evidence,
-    pub channel: Box<str>,
-    pub touchpoint: Box<str>,
+    pub evidence: Ev,
+    pub channel: Arc<str>,
+    pub touchpoint: Arc<str>,
     pub amount: Option<f64>,
-    pub currency: Option<Box<str>>,
+    pub currency: Option<Arc<str>>,
     pub cause: Option<Cause>,
 }
 
 /// An event on a reference, remembered briefly: fingerprints of reference and type, its
-/// time, and whether it was a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// time, whether it was a failure, and the event itself as evidence.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fulfilment {
     pub key_fp: u64,
     pub type_fp: u64,
     pub at: EventTime,
     pub failure: bool,
+    /// The event, to name it and list it as evidence when it settles a promise.
+    pub evidence: Ev,
 }
 
 /// The customer reaching out: when, about what, where, and the event as evidence.
@@ -147,8 +212,8 @@ pub struct Fulfilment {
 pub struct Contact {
     pub at: EventTime,
     pub reference: Option<Box<str>>,
-    pub channel: Box<str>,
-    pub evidence: Evidence,
+    pub channel: Arc<str>,
+    pub evidence: Ev,
 }
 
 #[derive(Debug, Clone)]
@@ -169,12 +234,12 @@ pub struct Incident {
     pub cause: Cause,
     pub failures: u32,
     pub failure_count: u32,
-    pub channel: Box<str>,
-    pub touchpoint: Box<str>,
-    pub event_type: Box<str>,
+    pub channel: Arc<str>,
+    pub touchpoint: Arc<str>,
+    pub event_type: Arc<str>,
     pub amount_at_stake: f64,
-    pub currency: Box<str>,
-    pub evidence: Vec<Evidence>,
+    pub currency: Arc<str>,
+    pub evidence: Vec<Ev>,
     /// Priority steps added by customer effort and cascades.
     pub priority_boost: u8,
     /// A cascade has escalated this incident (once per incident).
@@ -187,6 +252,11 @@ pub struct Incident {
     pub also: Vec<Box<str>>,
     /// The clock that fired the timer behind this incident, if a timer did.
     pub fired_by: Option<FiredBy>,
+    /// Missed promises on this task still waiting for their fulfilling event.
+    pub unsettled: u8,
+    /// A failure event (not only missed promises) is part of this task: a late fulfilment
+    /// then does not resolve it.
+    pub has_failures: bool,
 }
 
 impl Incident {

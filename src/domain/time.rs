@@ -154,8 +154,10 @@ impl Millis {
             }
         } else if ms >= MINUTE_MS {
             format!("{} min", ms / MINUTE_MS)
-        } else {
+        } else if ms >= SECOND_MS {
             format!("{} s", ms / SECOND_MS)
+        } else {
+            format!("{ms} ms")
         }
     }
 }

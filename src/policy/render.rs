@@ -63,7 +63,7 @@ impl Policy {
         let due = due_at.to_string();
         let (comp_kind, comp_amount) =
             self.compensation(f.severity, f.cause, tier, f.amount_at_stake);
-        let what = humanize(f.event_type);
+        let what = describe(f.event_type);
         let repeated = f.failure_count > 1;
         let supervisor = repeated || f.severity == Severity::Critical;
 
@@ -230,6 +230,19 @@ fn action(
     }
 }
 
+/// What an incident is about, in words: `delivery_failed` -> `delivery failed`; the types
+/// given to missed promises read `broken promise (order placed)` and `unanswered request
+/// (ticket opened)`.
+pub fn describe(event_type: &str) -> String {
+    if let Some(t) = event_type.strip_prefix("missed_") {
+        format!("broken promise ({})", humanize(t))
+    } else if let Some(t) = event_type.strip_prefix("unanswered_") {
+        format!("unanswered request ({})", humanize(t))
+    } else {
+        humanize(event_type)
+    }
+}
+
 /// `delivery_failed` -> `delivery failed`.
 pub fn humanize(t: &str) -> String {
     t.replace('_', " ")
@@ -250,6 +263,14 @@ fn fix_for(event_type: &str, touchpoint: &str) -> String {
         "call_abandoned" => "call the customer back and answer the open question".into(),
         "visit_missed" => "book the technician visit at the customer's earliest convenience".into(),
         "survey_answered" => "read the customer's feedback and put right what they name".into(),
+        t if t.starts_with("missed_") => format!(
+            "find what held up the {} and give the customer a firm new date",
+            humanize(&t["missed_".len()..])
+        ),
+        t if t.starts_with("unanswered_") => format!(
+            "answer the {} now and find why the service level was missed",
+            humanize(&t["unanswered_".len()..])
+        ),
         _ => format!("resolve what went wrong at {touchpoint}"),
     }
 }
