@@ -36,6 +36,10 @@ enum Command {
         /// Config file for rules and policy (default: the embedded defaults).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Also time JSON decoding alone over the same file first (same process, same
+        /// reading), and print both throughputs and their ratio.
+        #[arg(long)]
+        measure_decode: bool,
     },
     /// Everything in one command, no setup: simulated traffic through the real pipeline on an
     /// embedded Kafka mock cluster.
@@ -122,14 +126,33 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             input,
             output,
             config,
+            measure_decode,
         } => {
             let cfg = app::load_config(config.as_deref(), env_vars())?;
+            let decode = if measure_decode {
+                let file = std::fs::File::open(&input)
+                    .with_context(|| format!("reading {}", input.display()))?;
+                let reader = std::io::BufReader::with_capacity(1 << 20, file);
+                Some(app::decode_bench::decode_only(&cfg, reader)?)
+            } else {
+                None
+            };
             let s = app::replay::replay(&cfg, &input, &output)
                 .with_context(|| format!("replaying {}", input.display()))?;
             eprintln!(
                 "replayed {} records ({} events, {} dead letters) in {:.3} s: {:.0} records/s; {} task revisions, {} customers in state; outputs in {}",
                 s.records, s.events, s.dead_letters, s.elapsed_s, s.events_per_second(), s.tasks, s.customers, output.display()
             );
+            if let Some(d) = decode {
+                eprintln!(
+                    "decode only: {} records ({} valid) in {:.3} s: {:.0} records/s; full replay / decode only = {:.2}",
+                    d.records,
+                    d.ok,
+                    d.elapsed_s,
+                    d.records_per_second(),
+                    s.events_per_second() / d.records_per_second().max(1.0)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {

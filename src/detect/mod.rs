@@ -89,7 +89,7 @@ pub struct Engine {
     policy: Policy,
     specs: expect::Specs,
     /// Keyed by customer id; the key is shared with the customer's timers.
-    customers: HashMap<Arc<str>, CustomerState>,
+    customers: HashMap<Arc<str>, CustomerState, ids::FastState>,
     stats: EngineStats,
     /// Highest event time applied; state expiry runs against it.
     max_event_time: EventTime,
@@ -103,6 +103,16 @@ pub struct Engine {
     new_timer: Option<EventTime>,
     /// Shared strings for the state (see `state::Syms`).
     syms: RefCell<Syms>,
+    /// Event types the configuration names, and as what.
+    kinds: HashMap<Box<str>, Kind, ids::FastState>,
+}
+
+/// What the configuration makes of an event type.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kind {
+    failure: bool,
+    survey: bool,
+    contact: bool,
 }
 
 /// How far event time must move between TTL sweeps. A sweep walks every customer, so it
@@ -115,7 +125,7 @@ impl Engine {
             detect: config.detect.clone(),
             policy: Policy::new(&config.policy),
             specs: expect::Specs::new(&config.detect),
-            customers: HashMap::new(),
+            customers: HashMap::default(),
             stats: EngineStats::default(),
             max_event_time: EventTime::MIN,
             watermark: EventTime::MIN,
@@ -123,6 +133,20 @@ impl Engine {
             timers: BinaryHeap::new(),
             new_timer: None,
             syms: RefCell::new(Syms::default()),
+            kinds: {
+                let d = &config.detect;
+                let mut kinds: HashMap<Box<str>, Kind, ids::FastState> = HashMap::default();
+                for t in &d.failure_types {
+                    kinds.entry(t.as_str().into()).or_default().failure = true;
+                }
+                for t in &d.survey_types {
+                    kinds.entry(t.as_str().into()).or_default().survey = true;
+                }
+                for t in &d.contact_types {
+                    kinds.entry(t.as_str().into()).or_default().contact = true;
+                }
+                kinds
+            },
         }
     }
 
@@ -135,14 +159,16 @@ impl Engine {
         self.customers.len()
     }
 
+    /// What the configuration makes of an event type (one lookup instead of scanning the
+    /// type lists for every event).
+    fn kind(&self, event_type: &str) -> Kind {
+        self.kinds.get(event_type).copied().unwrap_or_default()
+    }
+
     /// Why, if at all, this event is a failure.
     pub fn classify(&self, e: &TouchpointEvent) -> Option<FailureSignal> {
-        if self
-            .detect
-            .survey_types
-            .iter()
-            .any(|t| **t == *e.event_type)
-        {
+        let kind = self.kind(&e.event_type);
+        if kind.survey {
             return match e.score {
                 Some(s) if s <= self.detect.detractor_score_max => Some(FailureSignal::Detractor),
                 _ if e.outcome == crate::domain::Outcome::Failure => Some(FailureSignal::Outcome),
@@ -152,12 +178,7 @@ impl Engine {
         if e.outcome == crate::domain::Outcome::Failure {
             return Some(FailureSignal::Outcome);
         }
-        if self
-            .detect
-            .failure_types
-            .iter()
-            .any(|t| **t == *e.event_type)
-        {
+        if kind.failure {
             return Some(FailureSignal::FailureType);
         }
         None
@@ -208,6 +229,7 @@ impl Engine {
         }
         let fp = ids::fingerprint(&e.event_id);
         let failure = self.classify(e);
+        let is_contact = self.kind(&e.event_type).contact;
         if !self.customers.contains_key(&*e.customer_id)
             && self.customers.len() >= self.detect.max_customers
         {
@@ -234,7 +256,7 @@ impl Engine {
             self.stats.duplicates += 1;
             return Verdict::Duplicate;
         }
-        state::push_tight(&mut cust.seen, (fp, e.occurred_at));
+        state::push_grow(&mut cust.seen, (fp, e.occurred_at));
         let newest = e.occurred_at >= cust.last_activity;
         if e.occurred_at > cust.last_activity {
             cust.last_activity = e.occurred_at;
@@ -264,7 +286,7 @@ impl Engine {
             }
             out.push(Output::Task(task));
         };
-        if d.contact_types.iter().any(|t| **t == *e.event_type) {
+        if is_contact {
             let defaults = contacts::EffortDefaults {
                 severity: policy.cfg.severity.default,
                 currency: &policy.cfg.default_currency,

@@ -66,7 +66,7 @@ pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         .stats
         .as_ref()
         .ok_or_else(|| invalid("stats", "missing"))?;
-    let mut customers = HashMap::with_capacity(snap.customers.len());
+    let mut customers = HashMap::with_capacity_and_hasher(snap.customers.len(), Default::default());
     let mut syms = Syms::default();
     for (i, c) in snap.customers.into_iter().enumerate() {
         let path = format!("customers[{i}]");

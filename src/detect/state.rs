@@ -50,7 +50,7 @@ impl Ev {
 /// strings new ones are simply not shared.
 #[derive(Debug, Default)]
 pub struct Syms {
-    set: HashSet<Arc<str>>,
+    set: HashSet<Arc<str>, super::ids::FastState>,
 }
 
 const MAX_SYMS: usize = 65_536;
@@ -73,6 +73,15 @@ impl Syms {
 pub fn push_tight<T>(v: &mut Vec<T>, x: T) {
     if v.len() == v.capacity() {
         v.reserve_exact(1);
+    }
+    v.push(x);
+}
+
+/// Appends growing the capacity by half (at least two): for lists that grow with every event
+/// (recent event ids), where growing by one would reallocate on every push.
+pub fn push_grow<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 2).max(2));
     }
     v.push(x);
 }

@@ -9,8 +9,7 @@ use crate::codec::{output::encode_task, DecodeError, Decoder, Reason};
 use crate::config::{Config, Format};
 use crate::detect::{Clock, Engine, FiredBy, Output, Verdict};
 use crate::domain::{EventTime, Millis, Outcome, RecoveryTask, SourcePos, TouchpointEvent};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One record as read from an input topic.
@@ -126,7 +125,9 @@ pub struct Processor {
     timers: bool,
     out_of_orderness: Millis,
     allowed_lateness: Millis,
-    buffer: BinaryHeap<Reverse<Pending>>,
+    /// Sorted by `Pending`'s order. Input is mostly in order, so an arriving event nearly
+    /// always goes at the back, and events leave from the front: no event is moved around.
+    buffer: VecDeque<Pending>,
     buffer_max: usize,
     seq: u64,
     /// Highest event time received (buffered or applied).
@@ -152,7 +153,7 @@ impl Processor {
             timers: true,
             out_of_orderness: config.detect.out_of_orderness.millis(),
             allowed_lateness: config.detect.allowed_lateness.millis(),
-            buffer: BinaryHeap::new(),
+            buffer: VecDeque::new(),
             buffer_max: config.pipeline.reorder_buffer_max,
             seq: 0,
             received_max: EventTime::MIN,
@@ -211,7 +212,7 @@ impl Processor {
 
     /// Offsets of the records still in the reorder buffer.
     pub fn buffered_offsets(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.buffer.iter().map(|p| p.0.src.offset).collect();
+        let mut v: Vec<i64> = self.buffer.iter().map(|p| p.src.offset).collect();
         v.sort_unstable();
         v
     }
@@ -348,12 +349,19 @@ impl Processor {
             }
         } else {
             self.seq += 1;
-            self.buffer.push(Reverse(Pending {
+            let p = Pending {
                 at,
                 seq: self.seq,
                 src,
                 event,
-            }));
+            };
+            // After every buffered event it sorts at or after (the usual case), else in place.
+            let pos = if self.buffer.back().is_none_or(|b| *b <= p) {
+                self.buffer.len()
+            } else {
+                self.buffer.partition_point(|b| *b <= p)
+            };
+            self.buffer.insert(pos, p);
         }
         if self.watermarking == Watermarking::Local {
             let wm = self.received_max.plus(Millis(-self.out_of_orderness.0));
@@ -362,7 +370,7 @@ impl Processor {
         while self.buffer.len() > self.buffer_max {
             // Over the bound: the earliest event goes now, whatever the watermark says.
             self.forced += 1;
-            let Some(Reverse(p)) = self.buffer.pop() else {
+            let Some(p) = self.buffer.pop_front() else {
                 break;
             };
             self.apply(p, clock, out);
@@ -398,7 +406,7 @@ impl Processor {
         out: &mut Vec<OutboundRecord>,
     ) {
         loop {
-            let next_event = self.buffer.peek().map(|p| p.0.at).filter(|t| *t <= wm);
+            let next_event = self.buffer.front().map(|p| p.at).filter(|t| *t <= wm);
             let next_timer = if self.timers {
                 self.engine.next_timer().filter(|d| *d < wm)
             } else {
@@ -408,7 +416,7 @@ impl Processor {
                 // A timer due at `d` fires once time passes `d`: after events at `d`.
                 (Some(t), Some(d)) if d < t => self.fire(clock, fired_by, out),
                 (Some(_), _) => {
-                    let Some(Reverse(p)) = self.buffer.pop() else {
+                    let Some(p) = self.buffer.pop_front() else {
                         break;
                     };
                     self.apply(p, clock, out);
