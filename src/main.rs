@@ -47,7 +47,8 @@ enum Command {
         /// Folder for the outputs.
         #[arg(long, default_value = "amends-demo")]
         output: PathBuf,
-        #[arg(long, default_value_t = 2_000)]
+        /// Customers in the three simulated days (about 10 events each per day).
+        #[arg(long, default_value_t = 700)]
         customers: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,

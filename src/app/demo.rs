@@ -1,5 +1,5 @@
 //! `amends demo`: the whole thing with no setup. Starts librdkafka's in-process mock cluster,
-//! produces a simulated day of touch-points (with some poison records), runs the real Kafka
+//! produces three simulated days of touch-points (with some poison records), runs the real Kafka
 //! pipeline until it has committed everything, reads the output topics back, writes them to
 //! a folder and prints a summary.
 
@@ -35,7 +35,7 @@ impl Default for DemoOptions {
     fn default() -> Self {
         DemoOptions {
             output: PathBuf::from("amends-demo"),
-            customers: 2_000,
+            customers: 700,
             seed: 42,
             partitions: 4,
         }
@@ -89,11 +89,13 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         mock.create_topic(t, opts.partitions, 1)?;
     }
 
-    // A simulated day, with poison records of every kind spread through it (the kinds cycle,
-    // so at least seven are needed).
+    // Three simulated days (so that two-day promises come due and some are missed), with
+    // poison records of every kind spread through them (the kinds cycle, so at least seven are
+    // needed).
     let sim = Simulator::new(SimConfig {
         seed: opts.seed,
         customers: opts.customers,
+        duration: crate::domain::Millis::from_days(3),
         poison_every: 2_500,
         ..SimConfig::default()
     });
@@ -318,7 +320,7 @@ fn render(
     };
     let escalations = tasks.iter().filter(|t| t.revision > 1).count();
     let mut s = String::new();
-    let _ = writeln!(s, "amends demo: a simulated day of touch-points through the real Kafka pipeline (embedded mock cluster)\n");
+    let _ = writeln!(s, "amends demo: three simulated days of touch-points through the real Kafka pipeline (embedded mock cluster)\n");
     let _ = writeln!(s, "  input         {input} records from {} customers on {} partitions, {poison} of them poison", opts.customers, opts.partitions);
     let _ = writeln!(
         s,
@@ -365,9 +367,11 @@ fn examples<'a>(latest: &HashMap<&str, &'a RecoveryTask>) -> Vec<&'a RecoveryTas
     all.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.task_id.cmp(&b.task_id)));
     let mut picked: Vec<&RecoveryTask> = Vec::new();
     for rule in [
-        "cascade",
+        "missed_expectation",
         "customer_effort",
         "repeat_failure",
+        "slow_response",
+        "cascade",
         "detractor",
         "breaking_point",
     ] {

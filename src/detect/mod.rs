@@ -84,6 +84,16 @@ pub struct EngineStats {
     pub tasks_settled: u64,
 }
 
+impl EngineStats {
+    fn count(&mut self, task: &RecoveryTask) {
+        match task.status {
+            TaskStatus::Open => self.tasks_opened += 1,
+            TaskStatus::Escalated => self.tasks_escalated += 1,
+            TaskStatus::Resolved | TaskStatus::Cancelled => self.tasks_settled += 1,
+        }
+    }
+}
+
 pub struct Engine {
     detect: DetectConfig,
     policy: Policy,
@@ -279,11 +289,7 @@ impl Engine {
         let stats = &mut self.stats;
         let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime| {
             let task = render(policy, d, &e.customer_id, cust, idx, clock.at(cause));
-            match task.status {
-                TaskStatus::Open => stats.tasks_opened += 1,
-                TaskStatus::Escalated => stats.tasks_escalated += 1,
-                TaskStatus::Resolved | TaskStatus::Cancelled => stats.tasks_settled += 1,
-            }
+            stats.count(&task);
             out.push(Output::Task(task));
         };
         if is_contact {
@@ -458,11 +464,7 @@ impl Engine {
         };
         let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime| {
             let task = render(policy, d, &customer_id, cust, idx, clock.at(cause));
-            match task.status {
-                TaskStatus::Open => stats.tasks_opened += 1,
-                TaskStatus::Escalated => stats.tasks_escalated += 1,
-                TaskStatus::Resolved | TaskStatus::Cancelled => stats.tasks_settled += 1,
-            }
+            stats.count(&task);
             out.push(Output::Task(task));
         };
         let n = expect::fire_due(&ctx, cust, deadline, fired_by, &mut emit);

@@ -263,45 +263,23 @@ impl Processor {
         };
         let Some(payload) = rec.payload.as_deref() else {
             let err = DecodeError::decode(None, "record has no payload (tombstone)");
-            out.push(dead_letter::record(
-                &self.dead_letter_topic,
-                rec,
-                &err,
-                dead_at,
-            ));
-            self.released.push(rec.offset);
-            return Processed::DeadLettered(err);
+            return self.dead_letter(rec, err, dead_at, out);
         };
         let event = match self.kind(&rec.topic) {
             InputKind::Touchpoint => self.decoder.touchpoint(payload),
             InputKind::Outcome => {
-                self.released.push(rec.offset);
                 return match self.decoder.outcome(payload) {
-                    Ok(_) => Processed::RecoveryOutcome,
-                    Err(err) => {
-                        out.push(dead_letter::record(
-                            &self.dead_letter_topic,
-                            rec,
-                            &err,
-                            dead_at,
-                        ));
-                        Processed::DeadLettered(err)
+                    Ok(_) => {
+                        self.released.push(rec.offset);
+                        Processed::RecoveryOutcome
                     }
+                    Err(err) => self.dead_letter(rec, err, dead_at, out),
                 };
             }
         };
         let event = match event {
             Ok(e) => e,
-            Err(err) => {
-                out.push(dead_letter::record(
-                    &self.dead_letter_topic,
-                    rec,
-                    &err,
-                    dead_at,
-                ));
-                self.released.push(rec.offset);
-                return Processed::DeadLettered(err);
-            }
+            Err(err) => return self.dead_letter(rec, err, dead_at, out),
         };
         let processed = Processed::Event {
             channel: event.channel.0.clone(),
@@ -376,6 +354,19 @@ impl Processor {
             self.apply(p, clock, out);
         }
         result
+    }
+
+    /// Sends a record that cannot be processed to the dead-letter topic; it is done with.
+    fn dead_letter(
+        &mut self,
+        rec: &InboundRecord,
+        err: DecodeError,
+        at: EventTime,
+        out: &mut Vec<OutboundRecord>,
+    ) -> Processed {
+        out.push(dead_letter::record(&self.dead_letter_topic, rec, &err, at));
+        self.released.push(rec.offset);
+        Processed::DeadLettered(err)
     }
 
     /// Moves the watermark to `watermark` (never back): applies the buffered events and fires
