@@ -710,3 +710,83 @@ async fn a_second_instance_joining_mid_run_changes_nothing() {
     );
     drop(env.mock);
 }
+
+/// The absence rule in the running service: a ticket nobody answers, then no more input at
+/// all. The partitions go idle, the instance's watermark advances with the wall clock, and the
+/// slow_response task is delivered with `fired_by: wall_clock`, its offset committed after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promise_is_reported_missed_when_everything_goes_quiet() {
+    let mut env = env("quiet");
+    // A 3 s service level, so the wall clock gets there within the test.
+    env.config.detect.expectations = vec![amends::config::ExpectationConfig {
+        rule: amends::config::ExpectationRule::SlowResponse,
+        when: "ticket_opened".into(),
+        expect: vec!["agent_replied".into()],
+        within: Some(amends::config::Dur::secs(3)),
+        cancelled_by: vec![],
+        severity: amends::domain::Severity::Minor,
+    }];
+    env.config.detect.idle_partition_after = amends::config::Dur::secs(1);
+    let topic = env.config.input.touchpoints.topics[0].clone();
+    let now = EventTime(support_now_ms());
+    let ticket = format!(
+        r#"{{"event_id":"e-quiet-1","occurred_at":"{now}","customer_id":"c-quiet","channel":"service","touchpoint":"ticket","type":"ticket_opened","outcome":"neutral","reference":"tk-1"}}"#
+    );
+    let produced = produce(
+        &env.config.kafka.brokers,
+        &topic,
+        &[("c-quiet".to_string(), ticket.into_bytes())],
+    )
+    .await;
+    let run = start(&env.config);
+    let bootstrap = env.config.kafka.brokers.clone();
+    let tasks_topic = env.config.output.recovery_tasks.clone();
+    let ok = wait_until(Duration::from_secs(40), || {
+        !tasks_seen(&bootstrap, &tasks_topic).is_empty()
+    })
+    .await;
+    // Let the commit of the delivered input land before stopping.
+    let committed_ok = wait_until(Duration::from_secs(20), || {
+        committed(&env.config, &topic).get(&produced[0].partition)
+            == Some(&(produced[0].offset + 1))
+    })
+    .await;
+    run.stop().await;
+    assert!(ok, "no task arrived although the service level passed");
+    let tasks = tasks_seen(&bootstrap, &tasks_topic);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let t = &tasks[0];
+    assert_eq!(
+        (
+            t.customer_id.as_str(),
+            t.incident.as_str(),
+            t.rule.as_str(),
+            t.status,
+            t.fired_by.as_deref()
+        ),
+        (
+            "c-quiet",
+            "tk-1",
+            "slow_response",
+            amends::domain::TaskStatus::Open,
+            Some("wall_clock")
+        )
+    );
+    assert_eq!(
+        t.detected_at,
+        now.plus(amends::domain::Millis::from_secs(3)).to_string()
+    );
+    assert_eq!(t.evidence[0].event_id, "e-quiet-1");
+    assert!(
+        committed_ok,
+        "the ticket's offset is committed once its task is delivered"
+    );
+    drop(env.mock);
+}
+
+fn support_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
