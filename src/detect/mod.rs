@@ -489,10 +489,21 @@ impl Engine {
             return;
         }
         self.next_sweep = watermark.plus(SWEEP_EVERY);
-        let ttl = self.detect.state_ttl.millis();
+        let d = &self.detect;
+        let ttl = d.state_ttl.millis();
+        // What no event that is not late can still need: customers who went quiet give back
+        // their recent-event lists without waiting for their next event.
+        let quiet = watermark.plus(Millis(
+            -(d.allowed_lateness.millis().0 + d.out_of_orderness.millis().0),
+        ));
         let before = self.customers.len();
-        self.customers
-            .retain(|_, c| c.last_activity.plus(ttl) >= watermark);
+        self.customers.retain(|_, c| {
+            if c.last_activity.plus(ttl) < watermark {
+                return false;
+            }
+            c.sweep(quiet, d);
+            true
+        });
         self.stats.expired += (before - self.customers.len()) as u64;
     }
 

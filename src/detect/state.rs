@@ -286,6 +286,28 @@ impl CustomerState {
         self.more().incidents.iter().position(|i| i.covers(key))
     }
 
+    /// Forgets, as of event time `t`, what no rule can need any more, and gives back spare
+    /// capacity (the engine's periodic sweep, for customers who went quiet).
+    pub fn sweep(&mut self, t: EventTime, d: &crate::config::DetectConfig) {
+        if t <= self.last_activity {
+            return;
+        }
+        self.prune(
+            t,
+            d.incident_window.millis(),
+            d.repeat_window.millis(),
+            d.duplicate_horizon.millis(),
+        );
+        self.prune_contacts(t, d.effort_window.millis().max(d.cascade_window.millis()));
+        let keep = d.allowed_lateness.millis().0 + d.out_of_orderness.millis().0;
+        let horizon = self.last_activity.plus(crate::domain::Millis(-keep));
+        if let Some(m) = self.more.as_deref_mut() {
+            m.fulfilments.retain(|f| f.at >= horizon);
+        }
+        self.seen.shrink_to_fit();
+        self.compact();
+    }
+
     pub fn prune_contacts(&mut self, t: EventTime, keep: crate::domain::Millis) {
         if !self.more().contacts.is_empty() {
             self.m().contacts.retain(|c| c.at.plus(keep) >= t);
