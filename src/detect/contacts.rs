@@ -139,7 +139,7 @@ fn effort(
                 cascaded: false,
                 effort_signalled: true,
                 signal: Some(why.into()),
-                also: Vec::new(),
+                also: thin_vec::ThinVec::new(),
                 fired_by: None,
                 unsettled: 0,
                 has_failures: false,

@@ -160,8 +160,8 @@ impl Ctx<'_> {
         let mut i = 0;
         while i < cust.more().expectations.len() {
             let x = &cust.more().expectations[i];
-            let m = if &*x.key == r && x.made_at <= e.occurred_at {
-                self.specs.matches(&x.promise_type, type_fp, failure)
+            let m = if &*x.key == r && x.made_at() <= e.occurred_at {
+                self.specs.matches(x.promise_type(), type_fp, failure)
             } else {
                 None
             };
@@ -225,13 +225,11 @@ impl Ctx<'_> {
         // A new promise of the same kind on the same reference replaces one still pending.
         cust.m()
             .expectations
-            .retain(|x| !(!x.fired && &*x.key == r && *x.promise_type == *e.event_type));
+            .retain(|x| !(!x.fired && &*x.key == r && **x.promise_type() == *e.event_type));
         let evidence = evidence();
         let mut syms = syms.borrow_mut();
         let x = Expectation {
             key: r.into(),
-            promise_type: evidence.event_type.clone(),
-            made_at: e.occurred_at,
             deadline,
             fired: false,
             evidence,
@@ -336,13 +334,13 @@ impl Ctx<'_> {
         emit: &mut Emit<'_>,
     ) {
         x.fired = true;
-        let spec = self.specs.spec(&x.promise_type);
+        let spec = self.specs.spec(x.promise_type());
         let rule = spec.map_or(Rule::MissedExpectation, |s| s.rule);
         let expected = spec.map_or("fulfilling event".to_string(), |s| {
             let names = s.expect.iter().map(|t| humanize(t)).collect::<Vec<_>>();
             format!("{} event", names.join(" or "))
         });
-        let promise = humanize(&x.promise_type);
+        let promise = humanize(x.promise_type());
         let why = match (rule, spec.and_then(|s| s.within)) {
             (Rule::SlowResponse, Some(w)) => format!(
                 "slow response: no {expected} within {} of the {promise} on {}",
@@ -412,7 +410,7 @@ impl Ctx<'_> {
             failure_count: nth,
             channel: x.channel.clone(),
             touchpoint: x.touchpoint.clone(),
-            event_type: format!("{prefix}_{}", x.promise_type).into(),
+            event_type: format!("{prefix}_{}", x.promise_type()).into(),
             amount_at_stake: x.amount.unwrap_or(0.0),
             currency: x
                 .currency
@@ -423,7 +421,7 @@ impl Ctx<'_> {
             cascaded: false,
             effort_signalled: false,
             signal: Some(why.into()),
-            also: Vec::new(),
+            also: thin_vec::ThinVec::new(),
             fired_by: Some(fired_by),
             unsettled: 1,
             has_failures: false,

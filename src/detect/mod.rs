@@ -273,10 +273,11 @@ impl Engine {
         }
         // The profile of the newest event wins: a late event does not roll it back.
         if let Some(p) = e.customer.as_ref().filter(|_| newest) {
-            match &mut cust.profile {
-                Some(old) if **old == *p => {}
-                Some(old) => **old = p.clone(),
-                None => cust.profile = Some(Box::new(p.clone())),
+            if !cust.profile.as_ref().is_some_and(|old| old.same_as(p)) {
+                cust.profile = Some(Box::new(state::Profile::new(
+                    p,
+                    &mut self.syms.borrow_mut(),
+                )));
             }
         }
         if late {
@@ -429,7 +430,7 @@ impl Engine {
                     cascaded: false,
                     effort_signalled: false,
                     signal: None,
-                    also: Vec::new(),
+                    also: thin_vec::ThinVec::new(),
                     fired_by: None,
                     unsettled: 0,
                     has_failures: true,
@@ -583,7 +584,8 @@ fn render(
     idx: usize,
     emitted_at: EventTime,
 ) -> RecoveryTask {
-    let profile = cust.profile.as_deref();
+    let profile_owned = cust.profile.as_ref().map(|p| p.to_profile());
+    let profile = profile_owned.as_ref();
     let inc = &cust.more().incidents[idx];
     let facts = IncidentFacts {
         event_type: &inc.event_type,

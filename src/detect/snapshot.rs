@@ -173,10 +173,13 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
     pb::CustomerSnapshot {
         customer_id: id.to_string(),
         last_activity_ms: c.last_activity.0,
-        profile: c.profile.as_ref().map(|p| pb::ProfileSnapshot {
-            since_ms: p.since.map(|t| t.0),
-            segment: p.segment.as_deref().map(String::from),
-            annual_value: p.annual_value,
+        profile: c.profile.as_ref().map(|p| {
+            let p = p.to_profile();
+            pb::ProfileSnapshot {
+                since_ms: p.since.map(|t| t.0),
+                segment: p.segment.as_deref().map(String::from),
+                annual_value: p.annual_value,
+            }
         }),
         incident_opens_ms: c.more().incident_opens.iter().map(|t| t.0).collect(),
         incidents: c.more().incidents.iter().map(incident_to_pb).collect(),
@@ -206,8 +209,8 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
             .iter()
             .map(|x| pb::ExpectationSnapshot {
                 key: x.key.to_string(),
-                promise_type: x.promise_type.to_string(),
-                made_at_ms: x.made_at.0,
+                promise_type: x.promise_type().to_string(),
+                made_at_ms: x.made_at().0,
                 deadline_ms: x.deadline.0,
                 fired: x.fired,
                 evidence: Some(pb::Evidence::from(&x.evidence.evidence())),
@@ -311,8 +314,6 @@ fn customer_from_pb(
             };
             Ok(crate::detect::state::Expectation {
                 key: x.key.into(),
-                promise_type: syms.get(&x.promise_type),
-                made_at: EventTime(x.made_at_ms),
                 deadline: EventTime(x.deadline_ms),
                 fired: x.fired,
                 evidence: Ev::from_evidence(Evidence::from(x.evidence.unwrap_or_default()), syms),
@@ -326,7 +327,7 @@ fn customer_from_pb(
         .collect::<Result<Vec<_>, SnapshotError>>()?;
     let more = crate::detect::state::More {
         incident_opens: c.incident_opens_ms.into_iter().map(EventTime).collect(),
-        incidents,
+        incidents: incidents.into(),
         contacts: c
             .contacts
             .into_iter()
@@ -337,7 +338,7 @@ fn customer_from_pb(
                 evidence: Ev::from_evidence(Evidence::from(k.evidence.unwrap_or_default()), syms),
             })
             .collect(),
-        expectations,
+        expectations: expectations.into(),
         fulfilments: c
             .fulfilments
             .into_iter()
@@ -352,10 +353,15 @@ fn customer_from_pb(
     };
     let state = CustomerState::from_parts(
         EventTime(c.last_activity_ms),
-        c.profile.map(|p| CustomerProfile {
-            since: p.since_ms.map(EventTime),
-            segment: p.segment.map(Box::from),
-            annual_value: p.annual_value,
+        c.profile.map(|p| {
+            super::state::Profile::new(
+                &CustomerProfile {
+                    since: p.since_ms.map(EventTime),
+                    segment: p.segment.map(Box::from),
+                    annual_value: p.annual_value,
+                },
+                syms,
+            )
         }),
         c.seen
             .into_iter()

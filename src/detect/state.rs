@@ -6,6 +6,46 @@ use super::rules::{FiredBy, Rule};
 use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
 use std::collections::HashSet;
 use std::sync::Arc;
+use thin_vec::ThinVec;
+
+/// The last known customer profile, as the state keeps it: 32 bytes, the segment shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// `EventTime::MIN` when unknown.
+    pub since: EventTime,
+    /// NaN when unknown.
+    pub annual_value: f64,
+    pub segment: Option<Arc<str>>,
+}
+
+impl Profile {
+    pub fn new(p: &CustomerProfile, syms: &mut Syms) -> Profile {
+        Profile {
+            since: p.since.unwrap_or(EventTime::MIN),
+            annual_value: p.annual_value.unwrap_or(f64::NAN),
+            segment: p.segment.as_deref().map(|s| syms.get(s)),
+        }
+    }
+
+    /// Does it say what `p` says?
+    pub fn same_as(&self, p: &CustomerProfile) -> bool {
+        self.since == p.since.unwrap_or(EventTime::MIN)
+            && match p.annual_value {
+                Some(v) => self.annual_value.to_bits() == v.to_bits(),
+                None => self.annual_value.is_nan(),
+            }
+            && self.segment.as_deref() == p.segment.as_deref()
+    }
+
+    /// The domain form (for the policy).
+    pub fn to_profile(&self) -> CustomerProfile {
+        CustomerProfile {
+            since: (self.since > EventTime::MIN).then_some(self.since),
+            segment: self.segment.as_deref().map(Box::from),
+            annual_value: (!self.annual_value.is_nan()).then_some(self.annual_value),
+        }
+    }
+}
 
 /// Evidence as the state keeps it: the event id, where it was read, its time and type, with
 /// the topic and type shared rather than copied per event (see [`Syms`]).
@@ -70,7 +110,7 @@ impl Syms {
 
 /// Appends growing the capacity by one, not to the next power of two: a customer's lists are
 /// short, and a `Vec`'s first push would otherwise reserve room for four elements.
-pub fn push_tight<T>(v: &mut Vec<T>, x: T) {
+pub fn push_tight<T>(v: &mut ThinVec<T>, x: T) {
     if v.len() == v.capacity() {
         v.reserve_exact(1);
     }
@@ -93,36 +133,38 @@ pub const MAX_EVIDENCE: usize = 32;
 #[derive(Debug, Clone, Default)]
 pub struct CustomerState {
     pub last_activity: EventTime,
-    pub profile: Option<Box<CustomerProfile>>,
+    pub profile: Option<Box<Profile>>,
     /// (fingerprint of event_id, occurred_at) of recent events, for duplicate detection.
     pub seen: Vec<(u64, EventTime)>,
     /// Everything most customers do not have; allocated only while there is some.
     more: Option<Box<More>>,
 }
 
-/// The parts of a customer's state that most customers, most of the time, do not have.
+/// The parts of a customer's state that most customers, most of the time, do not have. The
+/// lists are `ThinVec`s (one pointer each, length and capacity live in the allocation), so the
+/// box stays small when only one of them is in use.
 #[derive(Debug, Clone, Default)]
 pub struct More {
     /// Open times of this customer's incidents within the repeat window.
-    pub incident_opens: Vec<EventTime>,
-    pub incidents: Vec<Incident>,
+    pub incident_opens: ThinVec<EventTime>,
+    pub incidents: ThinVec<Incident>,
     /// Recent contacts (the customer reaching out), for `customer_effort` and `cascade`.
-    pub contacts: Vec<Contact>,
+    pub contacts: ThinVec<Contact>,
     /// Promises and service levels awaiting their fulfilling event (or already missed and
     /// awaiting it for the retraction).
-    pub expectations: Vec<Expectation>,
+    pub expectations: ThinVec<Expectation>,
     /// Recent events that fulfil or withdraw a configured promise, so a promise applied
     /// after its fulfilment (same time, or behind the watermark) is matched. Kept for
     /// `allowed_lateness + out_of_orderness`.
-    pub fulfilments: Vec<Fulfilment>,
+    pub fulfilments: ThinVec<Fulfilment>,
 }
 
 static NOTHING_MORE: More = More {
-    incident_opens: Vec::new(),
-    incidents: Vec::new(),
-    contacts: Vec::new(),
-    expectations: Vec::new(),
-    fulfilments: Vec::new(),
+    incident_opens: ThinVec::new(),
+    incidents: ThinVec::new(),
+    contacts: ThinVec::new(),
+    expectations: ThinVec::new(),
+    fulfilments: ThinVec::new(),
 };
 
 impl More {
@@ -161,7 +203,7 @@ impl CustomerState {
     /// Builds a state from its parts (snapshots).
     pub fn from_parts(
         last_activity: EventTime,
-        profile: Option<CustomerProfile>,
+        profile: Option<Profile>,
         seen: Vec<(u64, EventTime)>,
         more: More,
     ) -> CustomerState {
@@ -191,8 +233,6 @@ impl CustomerState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
     pub key: Box<str>,
-    pub promise_type: Arc<str>,
-    pub made_at: EventTime,
     pub deadline: EventTime,
     /// The deadline passed and the task was opened (or the incident escalated).
     pub fired: bool,
@@ -202,6 +242,18 @@ pub struct Expectation {
     pub amount: Option<f64>,
     pub currency: Option<Arc<str>>,
     pub cause: Option<Cause>,
+}
+
+impl Expectation {
+    /// The type of the promising event (what the rule and fulfilling types follow from).
+    pub fn promise_type(&self) -> &Arc<str> {
+        &self.evidence.event_type
+    }
+
+    /// When the promise was made: the promising event's time.
+    pub fn made_at(&self) -> EventTime {
+        self.evidence.occurred_at
+    }
 }
 
 /// An event on a reference, remembered briefly: fingerprints of reference and type, its
@@ -258,7 +310,7 @@ pub struct Incident {
     /// Why the latest revision exists when a contact caused it (shown as `reason`).
     pub signal: Option<Box<str>>,
     /// References of incidents merged into this one's task within the suppression period.
-    pub also: Vec<Box<str>>,
+    pub also: ThinVec<Box<str>>,
     /// The clock that fired the timer behind this incident, if a timer did.
     pub fired_by: Option<FiredBy>,
     /// Missed promises on this task still waiting for their fulfilling event.
