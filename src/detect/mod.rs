@@ -212,14 +212,11 @@ impl Engine {
     ) -> Verdict {
         self.new_timer = None;
         let v = self.apply(e, src, clock, late, out);
-        if let Some((key, c)) = self.customers.get_key_value(&*e.customer_id) {
-            if let Some(deadline) = self.new_timer.take() {
+        // The timer shares the customer's key. (A customer's rarely used parts that emptied
+        // are released at their next event or by the hourly sweep, not looked up again here.)
+        if let Some(deadline) = self.new_timer.take() {
+            if let Some((key, _)) = self.customers.get_key_value(&*e.customer_id) {
                 self.timers.push(Reverse((deadline, key.clone())));
-            }
-            if c.has_empty_more() {
-                if let Some(c) = self.customers.get_mut(&*e.customer_id) {
-                    c.compact();
-                }
             }
         }
         v
@@ -240,8 +237,8 @@ impl Engine {
         let fp = ids::fingerprint(&e.event_id);
         let failure = self.classify(e);
         let is_contact = self.kind(&e.event_type).contact;
-        if !self.customers.contains_key(&*e.customer_id)
-            && self.customers.len() >= self.detect.max_customers
+        if self.customers.len() >= self.detect.max_customers
+            && !self.customers.contains_key(&*e.customer_id)
         {
             self.evict();
         }

@@ -341,7 +341,9 @@ impl CustomerState {
     /// Forgets, as of event time `t`, what no rule can need any more, and gives back spare
     /// capacity (the engine's periodic sweep, for customers who went quiet).
     pub fn sweep(&mut self, t: EventTime, d: &crate::config::DetectConfig) {
-        if t <= self.last_activity {
+        // Only customers quiet for longer than the duplicate horizon: their recent ids are all
+        // gone then. Recently active ones are pruned at their next event anyway.
+        if t <= self.last_activity.plus(d.duplicate_horizon.millis()) {
             return;
         }
         self.prune(
