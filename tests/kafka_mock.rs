@@ -115,6 +115,25 @@ fn traffic(n_customers: usize) -> Vec<(String, String)> {
     out
 }
 
+/// Produces `traffic(n_customers)` to the env's input topic: the topic and what landed where.
+async fn produce_traffic(env: &Env, n_customers: usize) -> (String, Vec<Produced>) {
+    let topic = env.config.input.touchpoints.topics[0].clone();
+    let records: Vec<(String, Vec<u8>)> = traffic(n_customers)
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
+    (topic, produced)
+}
+
+/// Waits up to 30 s for the first task on the tasks topic.
+async fn first_tasks_appear(bootstrap: &str, tasks_topic: &str) -> bool {
+    wait_until(Duration::from_secs(30), || {
+        !tasks_seen(bootstrap, tasks_topic).is_empty()
+    })
+    .await
+}
+
 async fn produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) -> Vec<Produced> {
     let p: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -531,12 +550,7 @@ async fn tasks_have_the_expected_content_and_every_poison_kind_is_dead_lettered(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_are_committed_only_after_delivery_across_a_stop_and_restart() {
     let env = env("restart");
-    let topic = env.config.input.touchpoints.topics[0].clone();
-    let records: Vec<(String, Vec<u8>)> = traffic(900)
-        .into_iter()
-        .map(|(k, v)| (k, v.into_bytes()))
-        .collect();
-    let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
+    let (topic, produced) = produce_traffic(&env, 900).await;
     let uncut = expected(&env.config, &topic, &produced);
     // Slow the broker so the stop lands while deliveries are in flight.
     env.mock
@@ -547,12 +561,7 @@ async fn offsets_are_committed_only_after_delivery_across_a_stop_and_restart() {
 
     let first = start(&env.config);
     assert!(
-        wait_until(Duration::from_secs(30), || !tasks_seen(
-            &bootstrap,
-            &tasks_topic
-        )
-        .is_empty())
-        .await,
+        first_tasks_appear(&bootstrap, &tasks_topic).await,
         "first tasks appear"
     );
     first.stop().await;
@@ -615,12 +624,7 @@ async fn offsets_are_committed_only_after_delivery_across_a_stop_and_restart() {
 async fn retriable_produce_errors_lose_nothing() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
     let env = env("produce-errors");
-    let topic = env.config.input.touchpoints.topics[0].clone();
-    let records: Vec<(String, Vec<u8>)> = traffic(120)
-        .into_iter()
-        .map(|(k, v)| (k, v.into_bytes()))
-        .collect();
-    let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
+    let (topic, produced) = produce_traffic(&env, 120).await;
     let want = expected(&env.config, &topic, &produced);
     env.mock.request_errors(
         RDKafkaApiKey::Produce,
@@ -651,12 +655,7 @@ async fn retriable_produce_errors_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_joining_mid_run_changes_nothing() {
     let env = env("rebalance");
-    let topic = env.config.input.touchpoints.topics[0].clone();
-    let records: Vec<(String, Vec<u8>)> = traffic(900)
-        .into_iter()
-        .map(|(k, v)| (k, v.into_bytes()))
-        .collect();
-    let produced = produce(&env.config.kafka.brokers, &topic, &records).await;
+    let (topic, produced) = produce_traffic(&env, 900).await;
     let want = expected(&env.config, &topic, &produced);
     env.mock
         .broker_round_trip_time(1, Duration::from_millis(20))
@@ -666,12 +665,7 @@ async fn a_second_instance_joining_mid_run_changes_nothing() {
 
     let first = start(&env.config);
     assert!(
-        wait_until(Duration::from_secs(30), || !tasks_seen(
-            &bootstrap,
-            &tasks_topic
-        )
-        .is_empty())
-        .await,
+        first_tasks_appear(&bootstrap, &tasks_topic).await,
         "first tasks appear"
     );
     let second = start(&env.config);

@@ -8,7 +8,7 @@ use super::ids;
 use super::lifecycle::{self, add_evidence, Signalled};
 use super::rules::Rule;
 use super::state::Ev;
-use super::state::{Contact, CustomerState, Incident};
+use super::state::{Contact, CustomerState, Incident, Opening};
 use crate::config::DetectConfig;
 use crate::domain::{Cause, EventTime, Severity, TaskStatus, TouchpointEvent};
 
@@ -115,19 +115,13 @@ fn effort(
                     syms.get(defaults.currency),
                 )
             };
-            let inc = Incident {
+            let mut inc = Incident::open(Opening {
                 task_id,
                 key: r.into(),
                 rule: Rule::CustomerEffort,
-                opened_by: Rule::CustomerEffort,
-                revision: 1,
-                status: TaskStatus::Open,
-                detected_at: e.occurred_at,
-                last_failure_at: e.occurred_at,
-                due_at: EventTime::MIN,
+                at: e.occurred_at,
                 severity,
                 cause: Cause::Unknown,
-                failures: 1,
                 failure_count: nth,
                 channel: e.channel.0.clone(),
                 touchpoint,
@@ -135,15 +129,10 @@ fn effort(
                 amount_at_stake: 0.0,
                 currency,
                 evidence,
-                priority_boost: 1,
-                cascaded: false,
-                effort_signalled: true,
-                signal: Some(why.into()),
-                also: thin_vec::ThinVec::new(),
-                fired_by: None,
-                unsettled: 0,
-                has_failures: false,
-            };
+            });
+            inc.priority_boost = 1;
+            inc.effort_signalled = true;
+            inc.signal = Some(why.into());
             Some(lifecycle::open(cust, d.suppression_period.millis(), inc))
         }
     }

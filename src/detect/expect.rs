@@ -17,7 +17,7 @@
 use super::ids;
 use super::lifecycle::{self, add_evidence};
 use super::rules::{FiredBy, Rule};
-use super::state::{CustomerState, Ev, Expectation, Fulfilment, Incident, Syms};
+use super::state::{CustomerState, Ev, Expectation, Fulfilment, Incident, Opening, Syms};
 use crate::config::{DetectConfig, ExpectationRule};
 use crate::domain::{Cause, EventTime, Millis, Severity, TaskStatus, TouchpointEvent};
 use crate::policy::render::humanize;
@@ -391,22 +391,16 @@ impl Ctx<'_> {
         } else {
             "missed"
         };
-        let inc = Incident {
+        let mut inc = Incident::open(Opening {
             task_id: ids::stable_id(
                 "t",
                 &[self.customer_id, &x.key, &x.evidence.event_id, rule.id()],
             ),
             key: x.key.clone(),
             rule,
-            opened_by: rule,
-            revision: 1,
-            status: TaskStatus::Open,
-            detected_at: at,
-            last_failure_at: at,
-            due_at: EventTime::MIN,
+            at,
             severity,
             cause: x.cause.unwrap_or(Cause::Unknown),
-            failures: 1,
             failure_count: nth,
             channel: x.channel.clone(),
             touchpoint: x.touchpoint.clone(),
@@ -417,15 +411,10 @@ impl Ctx<'_> {
                 .clone()
                 .unwrap_or_else(|| self.policy.cfg.default_currency.as_str().into()),
             evidence: vec![x.evidence.clone()],
-            priority_boost: 0,
-            cascaded: false,
-            effort_signalled: false,
-            signal: Some(why.into()),
-            also: thin_vec::ThinVec::new(),
-            fired_by: Some(fired_by),
-            unsettled: 1,
-            has_failures: false,
-        };
+        });
+        inc.signal = Some(why.into());
+        inc.fired_by = Some(fired_by);
+        inc.unsettled = 1;
         let s = lifecycle::open(cust, d.suppression_period.millis(), inc);
         emit(cust, s.index(), at);
     }

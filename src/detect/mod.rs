@@ -109,8 +109,6 @@ pub struct Engine {
     /// Promise deadlines, earliest first: (deadline, customer). Entries whose promise was
     /// kept in the meantime are skipped when they come up.
     timers: BinaryHeap<Reverse<(EventTime, Arc<str>)>>,
-    /// The deadline of a promise the event being applied made (its timer is set after).
-    new_timer: Option<EventTime>,
     /// Shared strings for the state (see `state::Syms`).
     syms: RefCell<Syms>,
     /// Event types the configuration names, and as what.
@@ -141,7 +139,6 @@ impl Engine {
             watermark: EventTime::MIN,
             next_sweep: EventTime::MIN,
             timers: BinaryHeap::new(),
-            new_timer: None,
             syms: RefCell::new(Syms::default()),
             kinds: {
                 let d = &config.detect;
@@ -210,11 +207,10 @@ impl Engine {
         late: bool,
         out: &mut Vec<Output>,
     ) -> Verdict {
-        self.new_timer = None;
-        let v = self.apply(e, src, clock, late, out);
+        let (v, new_timer) = self.apply(e, src, clock, late, out);
         // The timer shares the customer's key. (A customer's rarely used parts that emptied
         // are released at their next event or by the hourly sweep, not looked up again here.)
-        if let Some(deadline) = self.new_timer.take() {
+        if let Some(deadline) = new_timer {
             if let Some((key, _)) = self.customers.get_key_value(&*e.customer_id) {
                 self.timers.push(Reverse((deadline, key.clone())));
             }
@@ -229,7 +225,7 @@ impl Engine {
         clock: Clock,
         late: bool,
         out: &mut Vec<Output>,
-    ) -> Verdict {
+    ) -> (Verdict, Option<EventTime>) {
         self.stats.events += 1;
         if e.occurred_at > self.max_event_time {
             self.max_event_time = e.occurred_at;
@@ -261,7 +257,7 @@ impl Engine {
         );
         if cust.seen.iter().any(|(f, _)| *f == fp) {
             self.stats.duplicates += 1;
-            return Verdict::Duplicate;
+            return (Verdict::Duplicate, None);
         }
         state::push_grow(&mut cust.seen, (fp, e.occurred_at));
         let newest = e.occurred_at >= cust.last_activity;
@@ -323,13 +319,13 @@ impl Engine {
             &|| evidence_of(e, src, &self.syms),
             &mut emit,
         );
-        self.new_timer = new_deadline;
         let Some(signal) = failure else {
-            return if late {
+            let v = if late {
                 Verdict::Late
             } else {
                 Verdict::Applied
             };
+            return (v, new_deadline);
         };
         let key: Box<str> = match &e.reference {
             Some(r) => r.clone(),
@@ -341,7 +337,7 @@ impl Engine {
             if existing.is_none() {
                 state::push_tight(&mut cust.m().incident_opens, e.occurred_at);
             }
-            return Verdict::Late;
+            return (Verdict::Late, new_deadline);
         }
         let severity = self.policy.severity(e);
         let cause = e.cause.unwrap_or(Cause::Unknown);
@@ -403,19 +399,13 @@ impl Engine {
                     severity
                 };
                 let task_id = ids::stable_id("t", &[&e.customer_id, &key, &e.event_id]);
-                let inc = Incident {
+                let mut inc = Incident::open(state::Opening {
                     task_id,
                     key,
                     rule,
-                    opened_by: rule,
-                    revision: 1,
-                    status: TaskStatus::Open,
-                    detected_at: e.occurred_at,
-                    last_failure_at: e.occurred_at,
-                    due_at: EventTime::MIN,
+                    at: e.occurred_at,
                     severity,
                     cause,
-                    failures: 1,
                     failure_count: nth,
                     channel: e.channel.0.clone(),
                     touchpoint,
@@ -423,20 +413,13 @@ impl Engine {
                     amount_at_stake: e.amount.unwrap_or(0.0),
                     currency,
                     evidence: vec![evidence],
-                    priority_boost: 0,
-                    cascaded: false,
-                    effort_signalled: false,
-                    signal: None,
-                    also: thin_vec::ThinVec::new(),
-                    fired_by: None,
-                    unsettled: 0,
-                    has_failures: true,
-                };
+                });
+                inc.has_failures = true;
                 lifecycle::open(cust, d.suppression_period.millis(), inc)
             }
         };
         emit(cust, sig.index(), e.occurred_at);
-        Verdict::Applied
+        (Verdict::Applied, new_deadline)
     }
 
     /// The earliest pending promise deadline, if any (it may turn out already kept).

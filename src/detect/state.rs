@@ -188,11 +188,6 @@ impl CustomerState {
         self.more.get_or_insert_with(Box::default)
     }
 
-    /// Are the rarely present parts allocated but empty (see `compact`)?
-    pub fn has_empty_more(&self) -> bool {
-        self.more.as_ref().is_some_and(|m| m.is_empty())
-    }
-
     /// Releases the rarely present parts when they hold nothing.
     pub fn compact(&mut self) {
         if self.more.as_ref().is_some_and(|m| m.is_empty()) {
@@ -320,7 +315,57 @@ pub struct Incident {
     pub has_failures: bool,
 }
 
+/// What differs between newly opened incidents; [`Incident::open`] sets the rest.
+pub struct Opening {
+    pub task_id: String,
+    pub key: Box<str>,
+    pub rule: Rule,
+    pub at: EventTime,
+    pub severity: Severity,
+    pub cause: Cause,
+    pub failure_count: u32,
+    pub channel: Arc<str>,
+    pub touchpoint: Arc<str>,
+    pub event_type: Arc<str>,
+    pub amount_at_stake: f64,
+    pub currency: Arc<str>,
+    pub evidence: Vec<Ev>,
+}
+
 impl Incident {
+    /// A new incident at revision 1, status open, detected at `o.at`.
+    pub fn open(o: Opening) -> Incident {
+        Incident {
+            task_id: o.task_id,
+            key: o.key,
+            rule: o.rule,
+            opened_by: o.rule,
+            revision: 1,
+            status: TaskStatus::Open,
+            detected_at: o.at,
+            last_failure_at: o.at,
+            due_at: EventTime::MIN,
+            severity: o.severity,
+            cause: o.cause,
+            failures: 1,
+            failure_count: o.failure_count,
+            channel: o.channel,
+            touchpoint: o.touchpoint,
+            event_type: o.event_type,
+            amount_at_stake: o.amount_at_stake,
+            currency: o.currency,
+            evidence: o.evidence,
+            priority_boost: 0,
+            cascaded: false,
+            effort_signalled: false,
+            signal: None,
+            also: ThinVec::new(),
+            fired_by: None,
+            unsettled: 0,
+            has_failures: false,
+        }
+    }
+
     /// Is `key` this incident's reference or one merged into it?
     pub fn covers(&self, key: &str) -> bool {
         &*self.key == key || self.also.iter().any(|k| &**k == key)

@@ -31,6 +31,11 @@ fn pos(offset: i64) -> SourcePos {
     }
 }
 
+/// Applies an event at offset `offset`, stamping outputs with the wall-clock time `now`.
+fn feed(eng: &mut Engine, e: &TouchpointEvent, offset: i64, now: EventTime, out: &mut Vec<Output>) {
+    eng.on_event(e, &pos(offset), Clock::Wall(now), false, out);
+}
+
 fn tasks(out: &[Output]) -> Vec<&RecoveryTask> {
     out.iter().map(|Output::Task(t)| t).collect()
 }
@@ -40,7 +45,8 @@ fn single_failure_opens_one_task_with_full_content() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
     let now = EventTime::parse("2026-11-22T10:00:05Z").unwrap();
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-1",
             "2026-11-22T10:00:00Z",
@@ -49,13 +55,13 @@ fn single_failure_opens_one_task_with_full_content() {
             "success",
             "o-1",
         ),
-        &pos(0),
-        Clock::Wall(now),
-        false,
+        0,
+        now,
         &mut out,
     );
     assert!(out.is_empty(), "a success is not a failure");
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-2",
             "2026-11-22T10:00:01Z",
@@ -64,9 +70,8 @@ fn single_failure_opens_one_task_with_full_content() {
             "failure",
             "o-1",
         ),
-        &pos(1),
-        Clock::Wall(now),
-        false,
+        1,
+        now,
         &mut out,
     );
     let t = tasks(&out);
@@ -114,7 +119,8 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
     let mut eng = Engine::new(&config);
     let mut out = Vec::new();
     let now = EventTime(0);
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-1",
             "2026-11-22T10:00:00Z",
@@ -123,12 +129,12 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
             "failure",
             "o-1",
         ),
-        &pos(0),
-        Clock::Wall(now),
-        false,
+        0,
+        now,
         &mut out,
     );
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-2",
             "2026-11-23T10:00:00Z",
@@ -137,12 +143,12 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
             "failure",
             "o-1",
         ),
-        &pos(1),
-        Clock::Wall(now),
-        false,
+        1,
+        now,
         &mut out,
     );
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-3",
             "2026-11-23T11:00:00Z",
@@ -151,9 +157,8 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
             "failure",
             "inv-9",
         ),
-        &pos(2),
-        Clock::Wall(now),
-        false,
+        2,
+        now,
         &mut out,
     );
     let t = tasks(&out);
@@ -199,7 +204,8 @@ fn later_failures_on_the_incident_escalate_the_same_task() {
 fn incident_window_closes_the_incident() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-1",
             "2026-11-01T10:00:00Z",
@@ -208,12 +214,12 @@ fn incident_window_closes_the_incident() {
             "failure",
             "o-1",
         ),
-        &pos(0),
-        Clock::Wall(EventTime(0)),
-        false,
+        0,
+        EventTime(0),
         &mut out,
     );
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-2",
             "2026-11-20T10:00:00Z",
@@ -222,9 +228,8 @@ fn incident_window_closes_the_incident() {
             "failure",
             "o-1",
         ),
-        &pos(1),
-        Clock::Wall(EventTime(0)),
-        false,
+        1,
+        EventTime(0),
         &mut out,
     );
     let t = tasks(&out);
@@ -247,8 +252,8 @@ fn duplicate_event_ids_are_ignored() {
         "failure",
         "o-1",
     );
-    eng.on_event(&e, &pos(0), Clock::Wall(EventTime(0)), false, &mut out);
-    eng.on_event(&e, &pos(1), Clock::Wall(EventTime(0)), false, &mut out);
+    feed(&mut eng, &e, 0, EventTime(0), &mut out);
+    feed(&mut eng, &e, 1, EventTime(0), &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(eng.stats().duplicates, 1);
 }
@@ -258,7 +263,8 @@ fn task_ids_are_deterministic_across_engines() {
     let run = || {
         let mut eng = Engine::new(&Config::defaults());
         let mut out = Vec::new();
-        eng.on_event(
+        feed(
+            &mut eng,
             &ev(
                 "e-1",
                 "2026-11-22T10:00:00Z",
@@ -267,9 +273,8 @@ fn task_ids_are_deterministic_across_engines() {
                 "failure",
                 "o-1",
             ),
-            &pos(0),
-            Clock::Wall(EventTime(0)),
-            false,
+            0,
+            EventTime(0),
             &mut out,
         );
         tasks(&out)[0].task_id.clone()
@@ -318,7 +323,7 @@ fn state_expires_after_ttl_and_is_capped() {
             "success",
             "o",
         );
-        eng.on_event(&e, &pos(i), Clock::Wall(EventTime(0)), false, &mut out);
+        feed(&mut eng, &e, i, EventTime(0), &mut out);
     }
     assert!(eng.customers() <= 10);
     assert!(eng.stats().evicted >= 15);
@@ -344,7 +349,7 @@ fn eviction_among_equally_idle_customers_is_deterministic() {
                 "success",
                 "o",
             );
-            eng.on_event(&e, &pos(i), Clock::Wall(EventTime(0)), false, &mut out);
+            feed(&mut eng, &e, i, EventTime(0), &mut out);
         }
         let mut ids: Vec<String> = eng.customers.keys().map(|k| k.to_string()).collect();
         ids.sort();
@@ -367,7 +372,7 @@ fn a_low_survey_score_is_a_detractor_task() {
     let survey = event(
         r#"{"event_id":"s-1","occurred_at":"2026-11-22T10:00:00Z","customer_id":"c-9","channel":"service","touchpoint":"survey","type":"survey_answered","outcome":"neutral","reference":"order-5","score":1}"#,
     );
-    eng.on_event(&survey, &pos(0), Clock::Wall(EventTime(0)), false, &mut out);
+    feed(&mut eng, &survey, 0, EventTime(0), &mut out);
     let t = tasks(&out);
     assert_eq!(
         (t.len(), t[0].rule.as_str(), t[0].incident.as_str()),
@@ -392,7 +397,8 @@ fn contact(
 fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-1",
             "2026-11-22T10:00:00Z",
@@ -401,12 +407,12 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "failure",
             "o-1",
         ),
-        &pos(0),
-        Clock::Wall(EventTime(0)),
-        false,
+        0,
+        EventTime(0),
         &mut out,
     );
-    eng.on_event(
+    feed(
+        &mut eng,
         &contact(
             "k-1",
             "2026-11-22T11:00:00Z",
@@ -415,13 +421,13 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "call_received",
             "o-1",
         ),
-        &pos(1),
-        Clock::Wall(EventTime(0)),
-        false,
+        1,
+        EventTime(0),
         &mut out,
     );
     // A second contact in the same other channel is not another cascade.
-    eng.on_event(
+    feed(
+        &mut eng,
         &contact(
             "k-2",
             "2026-11-22T12:00:00Z",
@@ -430,9 +436,8 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "ticket_opened",
             "o-1",
         ),
-        &pos(2),
-        Clock::Wall(EventTime(0)),
-        false,
+        2,
+        EventTime(0),
         &mut out,
     );
     let t = tasks(&out);
@@ -470,7 +475,8 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
     );
     // A later failure escalates again; that revision is the failure's, so the rule that
     // opened the incident is back.
-    eng.on_event(
+    feed(
+        &mut eng,
         &ev(
             "e-5",
             "2026-11-22T13:00:00Z",
@@ -479,9 +485,8 @@ fn a_contact_in_another_channel_after_a_failure_is_a_cascade() {
             "failure",
             "o-1",
         ),
-        &pos(5),
-        Clock::Wall(EventTime(0)),
-        false,
+        5,
+        EventTime(0),
         &mut out,
     );
     let t = tasks(&out);
@@ -504,7 +509,8 @@ fn repeated_contacts_about_one_reference_are_customer_effort() {
     .iter()
     .enumerate()
     {
-        eng.on_event(
+        feed(
+            &mut eng,
             &contact(
                 &format!("k-{i}"),
                 at,
@@ -513,9 +519,8 @@ fn repeated_contacts_about_one_reference_are_customer_effort() {
                 "ticket_opened",
                 "o-7",
             ),
-            &pos(i as i64),
-            Clock::Wall(EventTime(0)),
-            false,
+            i as i64,
+            EventTime(0),
             &mut out,
         );
     }
@@ -533,7 +538,8 @@ fn repeated_contacts_about_one_reference_are_customer_effort() {
     assert_eq!(t[0].priority, "p1");
     assert_eq!(t[0].evidence.len(), 3);
     // A fourth contact does not open or escalate again.
-    eng.on_event(
+    feed(
+        &mut eng,
         &contact(
             "k-9",
             "2026-11-24T09:00:00Z",
@@ -542,9 +548,8 @@ fn repeated_contacts_about_one_reference_are_customer_effort() {
             "ticket_opened",
             "o-7",
         ),
-        &pos(9),
-        Clock::Wall(EventTime(0)),
-        false,
+        9,
+        EventTime(0),
         &mut out,
     );
     assert_eq!(tasks(&out).len(), 1);
@@ -554,7 +559,8 @@ fn repeated_contacts_about_one_reference_are_customer_effort() {
 fn the_same_problem_in_two_channels_is_customer_effort() {
     let mut eng = Engine::new(&Config::defaults());
     let mut out = Vec::new();
-    eng.on_event(
+    feed(
+        &mut eng,
         &contact(
             "k-1",
             "2026-11-22T09:00:00Z",
@@ -563,12 +569,12 @@ fn the_same_problem_in_two_channels_is_customer_effort() {
             "call_received",
             "inv-3",
         ),
-        &pos(0),
-        Clock::Wall(EventTime(0)),
-        false,
+        0,
+        EventTime(0),
         &mut out,
     );
-    eng.on_event(
+    feed(
+        &mut eng,
         &contact(
             "k-2",
             "2026-11-22T10:00:00Z",
@@ -577,9 +583,8 @@ fn the_same_problem_in_two_channels_is_customer_effort() {
             "email_received",
             "inv-3",
         ),
-        &pos(1),
-        Clock::Wall(EventTime(0)),
-        false,
+        1,
+        EventTime(0),
         &mut out,
     );
     let t = tasks(&out);
