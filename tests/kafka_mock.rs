@@ -46,10 +46,12 @@ fn env(name: &str) -> Env {
     config.output.dead_letter = format!("{name}.dead-letter");
     config.pipeline.shutdown_timeout = amends::config::Dur::secs(10);
     // The traffic is in event-time order per partition, so no reorder delay is needed; a
-    // partition that stops receiving stops holding the watermark back after 5 s, which
-    // releases the last events soon after the input ends.
+    // partition that stops receiving stops holding the watermark back after 8 s, which
+    // releases the last events soon after the input ends. 8 s is longer than the mock
+    // coordinator's rebalance pause (session.timeout.ms - 1 s = 5 s): a stall that long would
+    // count as idle and let the watermark jump past a lagging partition (see the issue note).
     config.detect.out_of_orderness = amends::config::Dur::secs(0);
-    config.detect.idle_partition_after = amends::config::Dur::secs(5);
+    config.detect.idle_partition_after = amends::config::Dur::secs(8);
     // The mock coordinator makes a joining member wait session.timeout.ms - 1 s after a member
     // leaves; a short session keeps restart tests fast.
     config
@@ -358,7 +360,17 @@ fn assert_exactly(
         let k = (t.task_id.clone(), t.revision);
         let w = want
             .get(&k)
-            .unwrap_or_else(|| panic!("unexpected task {k:?}"));
+            .unwrap_or_else(|| {
+                let same_incident: Vec<_> = want
+                    .values()
+                    .filter(|w| w.customer_id == t.customer_id && w.incident == t.incident)
+                    .map(|w| (&w.task_id, w.revision, &w.rule, &w.evidence))
+                    .collect();
+                panic!(
+                    "unexpected task {k:?}: {} {} rule {} evidence {:?}; expected for that incident: {same_incident:?}",
+                    t.customer_id, t.incident, t.rule, t.evidence
+                )
+            });
         assert_eq!(
             without_emitted_at(w.clone()),
             without_emitted_at(t),
