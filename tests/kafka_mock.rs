@@ -46,12 +46,13 @@ fn env(name: &str) -> Env {
     config.output.dead_letter = format!("{name}.dead-letter");
     config.pipeline.shutdown_timeout = amends::config::Dur::secs(10);
     // The traffic is in event-time order per partition, so no reorder delay is needed; a
-    // partition that stops receiving stops holding the watermark back after 8 s, which
-    // releases the last events soon after the input ends. 8 s is longer than the mock
-    // coordinator's rebalance pause (session.timeout.ms - 1 s = 5 s): a stall that long would
-    // count as idle and let the watermark jump past a lagging partition (see the issue note).
+    // partition that has been read to its end and stops receiving stops holding the
+    // watermark back after 3 s, which releases the last events soon after the input ends.
+    // 3 s is shorter than the mock coordinator's rebalance pause (session.timeout.ms - 1 s =
+    // 5 s) on purpose: a stalled partition with unread records must not count as idle, or
+    // the watermark would jump past it and its records would become late.
     config.detect.out_of_orderness = amends::config::Dur::secs(0);
-    config.detect.idle_partition_after = amends::config::Dur::secs(8);
+    config.detect.idle_partition_after = amends::config::Dur::secs(3);
     // The mock coordinator makes a joining member wait session.timeout.ms - 1 s after a member
     // leaves; a short session keeps restart tests fast.
     config

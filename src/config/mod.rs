@@ -379,12 +379,27 @@ impl Config {
             ("consumer", &k.consumer),
             ("producer", &k.producer),
         ] {
-            for key in map.keys() {
+            for (key, value) in map {
                 if MANAGED_PROPERTIES.contains(&key.as_str()) {
                     return Err(invalid(
                         format!("kafka.{section}.\"{key}\""),
                         "is managed by amends (it decides the delivery guarantee); use kafka.brokers, kafka.group_id or kafka.guarantee",
                     ));
+                }
+                if key == "statistics.interval.ms" && section != "producer" {
+                    // The consumer's statistics say whether a quiet partition is caught up,
+                    // which it must be to count as idle (see pipeline::watermark).
+                    let idle_ms = self.detect.idle_partition_after.millis().0;
+                    let ok = value
+                        .trim()
+                        .parse::<i64>()
+                        .is_ok_and(|v| v > 0 && v <= idle_ms / 2);
+                    if !ok {
+                        return Err(invalid(
+                            format!("kafka.{section}.\"{key}\""),
+                            format!("must be a number of milliseconds from 1 to half of detect.idle_partition_after ({idle_ms} ms): amends learns from the consumer statistics whether a quiet partition is caught up; got {value:?}"),
+                        ));
+                    }
                 }
             }
         }

@@ -67,6 +67,14 @@ fn bad_values_name_the_key() {
         ),
         ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
         (
+            "[kafka.consumer]\n\"statistics.interval.ms\" = \"0\"\n",
+            "kafka.consumer.\"statistics.interval.ms\"",
+        ),
+        (
+            "[kafka.properties]\n\"statistics.interval.ms\" = \"60000\"\n",
+            "kafka.properties.\"statistics.interval.ms\"",
+        ),
+        (
             "[policy.queues.channels]\nfax = \"fax-queue\"\n",
             "policy.queues.channels.fax",
         ),
@@ -80,6 +88,13 @@ fn bad_values_name_the_key() {
         let e = load(text, &[]).unwrap_err().to_string();
         assert!(e.contains(key), "error for {text:?} should name {key}: {e}");
     }
+    // Within half the idle period it is the user's to choose.
+    let c = load(
+        "[kafka.consumer]\n\"statistics.interval.ms\" = \"15000\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.consumer["statistics.interval.ms"], "15000");
 }
 
 #[test]

@@ -186,11 +186,15 @@ impl ClientContext for Ctx {
     fn stats(&self, stats: Statistics) {
         let up = stats.brokers.values().any(|b| b.state == "UP");
         self.health.set_broker_reachable(up);
+        let workers = self.router.lock();
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
                 // -1 means unknown or not assigned; the internal "-1" partition is skipped.
                 if *p >= 0 && part.consumer_lag >= 0 {
                     metrics::gauge!(names::CONSUMER_LAG, "topic" => topic.clone(), "partition" => p.to_string()).set(part.consumer_lag as f64);
+                }
+                if let Some(w) = workers.get(&(Arc::from(topic.as_str()), *p)) {
+                    w.clock.set_caught_up(caught_up(part));
                 }
             }
         }
@@ -238,6 +242,20 @@ impl ConsumerContext for Ctx {
             self.health.set_assigned(n > 0);
         }
     }
+}
+
+/// Whether the consumer has handed every record up to the partition's end to amends: it is
+/// fetching, nothing fetched is still waiting to be polled, and the next fetch starts at the
+/// end. The end is the last stable offset (amends reads committed records only), or the high
+/// watermark when the broker reports no stable offset. Only a caught-up partition can be
+/// idle (see `pipeline::watermark`).
+fn caught_up(part: &rdkafka::statistics::Partition) -> bool {
+    let end = if part.ls_offset >= 0 {
+        part.ls_offset
+    } else {
+        part.hi_offset
+    };
+    part.fetch_state == "active" && part.fetchq_cnt == 0 && end >= 0 && part.next_offset >= end
 }
 
 fn tp_list(tpl: &TopicPartitionList) -> Vec<TopicPartition> {

@@ -49,10 +49,15 @@ pub fn rebuild(
     partition: i32,
 ) -> Result<(Processor, Restored), RestoreError> {
     let started = Instant::now();
-    // Its own watermark, and no timers: a timer fired here would produce a task that is
-    // discarded. The worker fires what is due with the instance's watermark afterwards.
+    // Its own watermark, with timers: the state must be the one the previous owner had, and
+    // it fired every timer due before the last event replayed here, in event-time order with
+    // the events. Their outputs are discarded, which loses nothing: a timer due at `d` fires
+    // only once the watermark passes `d`, and a replayed record with an event after `d` was
+    // applied after the timer fired; its offset being below the committed one means the
+    // timer's outputs, which held the commit at or below that record, were acknowledged.
+    // Timers due at or after the last replayed event stay pending; the worker fires them with
+    // the instance's watermark (possibly a second time, with the same task id and revision).
     let mut processor = Processor::new(config);
-    processor.set_timers(false);
     let timeout = Duration::from_secs(10);
     let committed = {
         let offsets: BaseConsumer = restore_config(config, true).create()?;

@@ -88,6 +88,8 @@ pub(crate) struct WorkerHandle {
     pub join: tokio::task::JoinHandle<()>,
     /// True until the worker holds its partition's rebuilt state.
     pub restoring: Arc<std::sync::atomic::AtomicBool>,
+    /// The partition's input clock; the poll thread marks it caught up from the statistics.
+    pub clock: Arc<PartitionClock>,
 }
 
 /// Engine and processor figures as last reported to metrics (counters report the increase).
@@ -155,7 +157,7 @@ pub(crate) fn spawn(
     };
     let clock = deps.watermarks.register(tp.0.clone(), tp.1, now_ms());
     let w = Worker {
-        clock,
+        clock: clock.clone(),
         watermarks: deps.watermarks.clone(),
         commits: Commits::default(),
         tp,
@@ -174,6 +176,7 @@ pub(crate) fn spawn(
         tx,
         join,
         restoring,
+        clock,
     }
 }
 
@@ -338,7 +341,6 @@ impl Worker {
                         ..Reported::default()
                     };
                     p.set_watermarking(Watermarking::External);
-                    p.set_timers(true);
                     self.clock.observe(Some(p.received_max()), now_ms());
                     self.processor = Some(p);
                     resume_at = committed;

@@ -120,9 +120,6 @@ pub struct Processor {
     /// deterministic output for replay and tests.
     event_clock: bool,
     watermarking: Watermarking,
-    /// Fire timers; off while a partition's state is rebuilt (its outputs are discarded,
-    /// so a timer fired then would be lost).
-    timers: bool,
     out_of_orderness: Millis,
     allowed_lateness: Millis,
     /// Sorted by `Pending`'s order. Input is mostly in order, so an arriving event nearly
@@ -150,7 +147,6 @@ impl Processor {
             output_format: config.output.format,
             event_clock: false,
             watermarking: Watermarking::Local,
-            timers: true,
             out_of_orderness: config.detect.out_of_orderness.millis(),
             allowed_lateness: config.detect.allowed_lateness.millis(),
             buffer: VecDeque::new(),
@@ -188,11 +184,6 @@ impl Processor {
     pub fn with_watermarking(mut self, w: Watermarking) -> Processor {
         self.watermarking = w;
         self
-    }
-
-    /// Turns timers off or on (see `timers`).
-    pub fn set_timers(&mut self, on: bool) {
-        self.timers = on;
     }
 
     pub fn engine(&self) -> &Engine {
@@ -398,11 +389,7 @@ impl Processor {
     ) {
         loop {
             let next_event = self.buffer.front().map(|p| p.at).filter(|t| *t <= wm);
-            let next_timer = if self.timers {
-                self.engine.next_timer().filter(|d| *d < wm)
-            } else {
-                None
-            };
+            let next_timer = self.engine.next_timer().filter(|d| *d < wm);
             match (next_event, next_timer) {
                 // A timer due at `d` fires once time passes `d`: after events at `d`.
                 (Some(t), Some(d)) if d < t => self.fire(clock, fired_by, out),

@@ -90,3 +90,70 @@ fn tombstones_and_bad_outcomes_are_dead_lettered() {
     assert_eq!(reasons, ["decode", "validation"]);
     assert_eq!(header(&out[1], "amends.field"), Some("status"));
 }
+
+fn rec_at(offset: i64, json: &str) -> InboundRecord {
+    rec(offset, json.as_bytes())
+}
+
+fn tasks(out: &[OutboundRecord]) -> Vec<(String, u32, String, String)> {
+    out.iter()
+        .filter(|o| o.kind == OutboundKind::Task)
+        .map(|o| {
+            let t: RecoveryTask = serde_json::from_slice(&o.payload).unwrap();
+            (t.task_id, t.revision, t.rule, format!("{:?}", t.status))
+        })
+        .collect()
+}
+
+/// Rebuilding a partition's state (`kafka::restore`) replays its records before the
+/// committed offset and discards the outputs. Timers due before the last replayed event must
+/// fire during the replay, in event-time order, exactly as they did for the previous owner:
+/// otherwise an event after a missed deadline meets a promise that is still pending, and
+/// the rebuilt state (and every task after it) differs from the live one.
+#[test]
+fn a_rebuilt_partition_has_fired_the_timers_its_history_passed() {
+    let order = r#"{"event_id":"e-1","occurred_at":"2026-11-01T10:00:00Z","customer_id":"c-1","channel":"sales","touchpoint":"checkout","type":"order_placed","outcome":"success","reference":"o-1"}"#;
+    let fail = |id: &str, at: &str| {
+        format!(
+            r#"{{"event_id":"{id}","occurred_at":"{at}","customer_id":"c-1","channel":"billing","touchpoint":"payment","type":"payment_declined","outcome":"failure","reference":"o-1","cause":"internal"}}"#
+        )
+    };
+    let records = [
+        rec_at(0, order),
+        // 50 h later: the 48 h shipping promise was missed 2 h before.
+        rec_at(1, &fail("e-2", "2026-11-03T12:00:00Z")),
+        rec_at(2, &fail("e-3", "2026-11-03T13:00:00Z")),
+    ];
+    let config = Config::defaults();
+
+    let mut live = Processor::new(&config).with_event_clock();
+    let mut out = Vec::new();
+    for r in &records[..2] {
+        live.process(r, EventTime(0), &mut out);
+    }
+    live.flush(EventTime(0), &mut out);
+    let before = tasks(&out);
+    assert_eq!(
+        before.iter().map(|t| t.2.as_str()).collect::<Vec<_>>(),
+        ["missed_expectation", "missed_expectation"],
+        "the missed promise opens the task, the failure after it escalates it: {before:?}"
+    );
+    out.clear();
+    live.process(&records[2], EventTime(0), &mut out);
+    live.flush(EventTime(0), &mut out);
+    let want = tasks(&out);
+    assert_eq!(want.len(), 1, "{want:?}");
+    assert_eq!(want[0].0, before[0].0, "the same task escalates again");
+
+    // The new owner rebuilds from the first two records, the way `kafka::restore` does.
+    let mut rebuilt = Processor::new(&config).with_event_clock();
+    let mut discarded = Vec::new();
+    for r in &records[..2] {
+        rebuilt.process(r, EventTime(0), &mut discarded);
+    }
+    rebuilt.flush(EventTime(0), &mut discarded);
+    let mut out = Vec::new();
+    rebuilt.process(&records[2], EventTime(0), &mut out);
+    rebuilt.flush(EventTime(0), &mut out);
+    assert_eq!(tasks(&out), want);
+}

@@ -2,8 +2,14 @@
 //!
 //! Each partition's watermark is the highest event time it has delivered minus
 //! `detect.out_of_orderness`. The instance's watermark is the minimum over its *active*
-//! partitions: a partition without input for `detect.idle_partition_after` (wall clock)
-//! stops holding it back. When every partition is idle, the watermark first moves up to the
+//! partitions: a partition stops holding it back when it is **idle**, which takes both
+//! - no input for `detect.idle_partition_after` (wall clock), and
+//! - being caught up: the consumer has handed over everything up to the partition's end
+//!   offset, as librdkafka last reported it.
+//!
+//! The second condition matters when consumption stalls (a rebalance, a slow broker) while a
+//! backlog is still unread: without it a stalled partition would look idle, the watermark
+//! would move past the records it has not read yet, and those would arrive late. When every partition is idle, the watermark first moves up to the
 //! highest event time received (nothing more is arriving to be reordered) and then advances
 //! with the wall clock, so absence rules fire even when nothing more arrives; it then reports
 //! `FiredBy::WallClock`. It never moves back.
@@ -23,9 +29,17 @@ use std::sync::{Arc, Mutex};
 pub struct PartitionClock {
     max_event: AtomicI64,
     last_input_wall: AtomicI64,
+    /// Everything up to the partition's end offset has been handed to the worker.
+    caught_up: AtomicBool,
 }
 
 impl PartitionClock {
+    /// Whether the consumer has read up to the partition's end offset (set from the
+    /// consumer's statistics). A partition that is not caught up is never idle.
+    pub fn set_caught_up(&self, caught_up: bool) {
+        self.caught_up.store(caught_up, Ordering::Relaxed);
+    }
+
     /// The partition is not idle at `wall_ms` although no record arrived: its worker is busy
     /// (outputs in flight, records queued) or rebuilding state.
     pub fn touch(&self, wall_ms: i64) {
@@ -90,6 +104,7 @@ impl Watermarks {
         let clock = Arc::new(PartitionClock {
             max_event: AtomicI64::new(i64::MIN),
             last_input_wall: AtomicI64::new(wall_ms),
+            caught_up: AtomicBool::new(false),
         });
         let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
         parts.retain(|(tp, _)| !(*tp.0 == *topic && tp.1 == partition));
@@ -122,8 +137,9 @@ impl Watermarks {
                 // its state) holds the watermark where it is until it delivers or goes idle.
                 let max = p.max_event.load(Ordering::Relaxed);
                 let wm = max.saturating_sub(self.out_of_orderness);
-                let idle = wall_ms.saturating_sub(p.last_input_wall.load(Ordering::Relaxed))
-                    >= self.idle_after;
+                let idle = p.caught_up.load(Ordering::Relaxed)
+                    && wall_ms.saturating_sub(p.last_input_wall.load(Ordering::Relaxed))
+                        >= self.idle_after;
                 if idle {
                     // Nothing more is arriving to be ordered with its last events: it
                     // releases them all.
@@ -196,6 +212,8 @@ mod tests {
         let b = w.register("t".into(), 1, 0);
         a.observe(Some(EventTime(1_000 * SEC)), 0);
         b.observe(Some(EventTime(500 * SEC)), 0);
+        a.set_caught_up(true);
+        b.set_caught_up(true);
         // b goes quiet; a keeps delivering.
         a.observe(Some(EventTime(1_010 * SEC)), 29 * SEC);
         assert_eq!(w.tick(29 * SEC).0, EventTime(380 * SEC));
@@ -248,7 +266,8 @@ mod tests {
         b.observe(Some(EventTime(1_150 * SEC)), 32 * SEC);
         assert_eq!(w.tick(33 * SEC).0, EventTime(1_030 * SEC));
         // An assigned partition that never delivers stops counting once idle.
-        let _empty = w.register("t".into(), 2, 33 * SEC);
+        let empty = w.register("t".into(), 2, 33 * SEC);
+        empty.set_caught_up(true);
         a.observe(Some(EventTime(1_300 * SEC)), 40 * SEC);
         b.observe(Some(EventTime(1_300 * SEC)), 40 * SEC);
         assert_eq!(w.tick(62 * SEC).0, EventTime(1_030 * SEC));
@@ -261,5 +280,33 @@ mod tests {
         a.observe(Some(EventTime(1_500 * SEC)), 64 * SEC);
         w.deregister("t", 1);
         assert_eq!(w.tick(65 * SEC).0, EventTime(1_380 * SEC));
+    }
+
+    /// A rebalance or a slow broker stops all input while a backlog is still unread. The
+    /// partitions are quiet but not idle: the watermark stays where the slowest one holds it,
+    /// so the backlog's records are not late when they come.
+    #[test]
+    fn a_stalled_partition_with_unread_records_is_not_idle() {
+        let w = marks();
+        let ahead = w.register("t".into(), 0, 0);
+        let behind = w.register("t".into(), 1, 0);
+        ahead.observe(Some(EventTime(50_000 * SEC)), 0);
+        behind.observe(Some(EventTime(1_000 * SEC)), 0);
+        ahead.set_caught_up(true);
+        assert_eq!(w.tick(SEC).0, EventTime(880 * SEC));
+        // Nothing arrives for two minutes: `behind` still has records to read.
+        assert_eq!(
+            w.tick(120 * SEC),
+            (EventTime(880 * SEC), FiredBy::EventTime)
+        );
+        // Its backlog arrives and is read to the end; quiet again, now it is idle.
+        behind.observe(Some(EventTime(2_000 * SEC)), 121 * SEC);
+        assert_eq!(w.tick(122 * SEC).0, EventTime(1_880 * SEC));
+        behind.set_caught_up(true);
+        assert_eq!(w.tick(150 * SEC).0, EventTime(1_880 * SEC));
+        assert_eq!(
+            w.tick(151 * SEC),
+            (EventTime(50_000 * SEC), FiredBy::WallClock)
+        );
     }
 }
