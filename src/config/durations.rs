@@ -13,6 +13,9 @@ impl Dur {
     pub fn secs(s: i64) -> Dur {
         Dur(Millis::from_secs(s))
     }
+    pub fn mins(m: i64) -> Dur {
+        Dur(Millis::from_secs(60 * m))
+    }
     pub fn hours(h: i64) -> Dur {
         Dur(Millis::from_hours(h))
     }

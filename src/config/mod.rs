@@ -6,10 +6,12 @@
 //! [`Config::load`], which `main` calls; the library never reads the environment elsewhere.
 
 mod detect;
+mod trend;
 mod durations;
 mod policy;
 
 pub use detect::{DetectConfig, ExpectationConfig, ExpectationRule};
+pub use trend::{AlertsConfig, TrendConfig};
 pub use durations::Dur;
 pub use policy::{CompensationRule, PolicyConfig, ResponseRule};
 
@@ -59,6 +61,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// What counts as a failure, incident windows, state bounds.
     pub detect: DetectConfig,
+    /// Trend windows, their merge across partitions, and trend alerts.
+    pub trend: TrendConfig,
     /// The recovery policy: severity, relationship tiers, response times, compensation.
     pub policy: PolicyConfig,
 }
@@ -492,6 +496,7 @@ impl Config {
             ));
         }
         self.detect.validate()?;
+        self.trend.validate()?;
         self.policy.validate(&self.detect)?;
         Ok(())
     }

@@ -160,3 +160,31 @@ fn secrets_are_redacted() {
     assert_eq!(r["ssl.key.location"], "/etc/key.pem");
     assert_eq!(r["security.protocol"], "SASL_SSL");
 }
+
+#[test]
+fn trend_settings_default_and_bad_ones_name_the_key() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(
+        c.trend.windows.iter().map(|w| w.millis().0).collect::<Vec<_>>(),
+        [300_000, 3_600_000]
+    );
+    assert_eq!(c.trend.alerts.for_windows, 2);
+    for (text, key) in [
+        ("[trend]\nwindows = []\n", "trend.windows"),
+        ("[trend]\nwindows = [\"7m\"]\n", "trend.windows[0]"),
+        ("[trend]\nwindows = [\"5m\", \"5m\"]\n", "trend.windows[1]"),
+        ("[trend]\ncomplete_wait = \"0s\"\n", "trend.complete_wait"),
+        (
+            "[trend.alerts]\nsignificance = 2.0\n",
+            "trend.alerts.significance",
+        ),
+        (
+            "[trend.alerts]\nmin_history = 20\n",
+            "trend.alerts.min_history",
+        ),
+        ("[trend.alerts]\nfor_windowz = 1\n", "for_windowz"),
+    ] {
+        let e = load(text, &[]).unwrap_err().to_string();
+        assert!(e.contains(key), "error for {text:?} should name {key}: {e}");
+    }
+}
