@@ -10,6 +10,8 @@
 //!   decode + validate + detect + dead-letter, usable with an in-memory sink.
 //! - [`kafka`]: the only module that names rdkafka: consumer loop, producer, rebalances.
 //! - [`telemetry`]: metric names, logging set-up, the HTTP endpoint.
+//! - [`trend`]: the pure trend stage: windows per partition, the merge across partitions,
+//!   baselines and alerts.
 //! - [`sim`]: the seeded traffic generator behind `amends simulate` and `amends demo`.
 //! - [`config`]: typed, validated configuration.
 //! - [`app`]: the commands (`run`, `replay`, `demo`, `simulate`, `check-config`).
@@ -24,6 +26,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod sim;
 pub mod telemetry;
+pub mod trend;
 
 /// Types generated from `proto/amends/v1/*.proto`.
 pub mod pb {

@@ -6,14 +6,14 @@
 //! [`Config::load`], which `main` calls; the library never reads the environment elsewhere.
 
 mod detect;
-mod trend;
 mod durations;
 mod policy;
+mod trend;
 
 pub use detect::{DetectConfig, ExpectationConfig, ExpectationRule};
-pub use trend::{AlertsConfig, TrendConfig};
 pub use durations::Dur;
 pub use policy::{CompensationRule, PolicyConfig, ResponseRule};
+pub use trend::{AlertsConfig, TrendConfig};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -165,7 +165,11 @@ fn secrets_are_redacted() {
 fn trend_settings_default_and_bad_ones_name_the_key() {
     let c = load("", &[]).unwrap();
     assert_eq!(
-        c.trend.windows.iter().map(|w| w.millis().0).collect::<Vec<_>>(),
+        c.trend
+            .windows
+            .iter()
+            .map(|w| w.millis().0)
+            .collect::<Vec<_>>(),
         [300_000, 3_600_000]
     );
     assert_eq!(c.trend.alerts.for_windows, 2);
