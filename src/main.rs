@@ -141,8 +141,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let s = app::replay::replay(&cfg, &input, &output)
                 .with_context(|| format!("replaying {}", input.display()))?;
             eprintln!(
-                "replayed {} records ({} events, {} dead letters) in {:.3} s: {:.0} records/s; {} task revisions, {} customers in state; outputs in {}",
-                s.records, s.events, s.dead_letters, s.elapsed_s, s.events_per_second(), s.tasks, s.customers, output.display()
+                "replayed {} records ({} events, {} dead letters) in {:.3} s: {:.0} records/s; {} task revisions, {} trend snapshots, {} trend alerts, {} customers in state; outputs in {}",
+                s.records, s.events, s.dead_letters, s.elapsed_s, s.events_per_second(), s.tasks, s.snapshots, s.alerts, s.customers, output.display()
             );
             if let Some(d) = decode {
                 eprintln!(

@@ -239,6 +239,11 @@ fn collect(
                 let landed = landed.expect("dead letters are immediate");
                 dead_letters.insert(landed, reason.unwrap_or_default());
             }
+            // The model runs detection only; trends are checked on the mock cluster.
+            OutboundKind::TrendPartial
+            | OutboundKind::TrendClosed
+            | OutboundKind::TrendSnapshot
+            | OutboundKind::TrendAlert => {}
         }
     }
 }

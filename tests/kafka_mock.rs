@@ -44,6 +44,9 @@ fn env(name: &str) -> Env {
     config.input.recovery_outcomes.topics = vec![format!("{name}-outcomes")];
     config.output.recovery_tasks = format!("{name}.tasks");
     config.output.dead_letter = format!("{name}.dead-letter");
+    config.output.trend_partials = format!("{name}.trend-partials");
+    config.output.trend_snapshots = format!("{name}.trend-snapshots");
+    config.output.trend_alerts = format!("{name}.trend-alerts");
     config.pipeline.shutdown_timeout = amends::config::Dur::secs(10);
     // The traffic is in event-time order per partition, so no reorder delay is needed; a
     // partition that has been read to its end and stops receiving stops holding the
@@ -53,6 +56,9 @@ fn env(name: &str) -> Env {
     // the watermark would jump past it and its records would become late.
     config.detect.out_of_orderness = amends::config::Dur::secs(0);
     config.detect.idle_partition_after = amends::config::Dur::secs(3);
+    // Trend windows wait for every partition however long a hand-over takes, so snapshots
+    // can be compared exactly (none goes out incomplete first).
+    config.trend.complete_wait = amends::config::Dur::secs(600);
     // The mock coordinator makes a joining member wait session.timeout.ms - 1 s after a member
     // leaves; a short session keeps restart tests fast.
     config
@@ -64,6 +70,9 @@ fn env(name: &str) -> Env {
         &config.input.recovery_outcomes.topics[0],
         &config.output.recovery_tasks,
         &config.output.dead_letter,
+        &config.output.trend_partials,
+        &config.output.trend_snapshots,
+        &config.output.trend_alerts,
     ] {
         mock.create_topic(t, PARTITIONS, 1).expect("create topic");
     }
@@ -213,6 +222,155 @@ fn expected_with_restart(
         }
     }
     out
+}
+
+/// The trend snapshots a single instance produces, by `snapshot_id`: every partition's
+/// records through its own `Processor` (a trend source named `topic/partition`, as in the
+/// service), then all partials through one merge that waits for every partition. Only windows
+/// that close once the watermark reaches the last event time are kept (`end + allowed
+/// lateness <= last event`): the service closes the same ones when its partitions go idle.
+fn expected_snapshots(
+    config: &Config,
+    topic: &str,
+    produced: &[Produced],
+) -> BTreeMap<String, serde_json::Value> {
+    let mut by_partition: BTreeMap<i32, Vec<&Produced>> = BTreeMap::new();
+    for p in produced {
+        by_partition.entry(p.partition).or_default().push(p);
+    }
+    let mut partials = Vec::new();
+    let mut markers = Vec::new();
+    let mut last_event = EventTime::MIN;
+    for partition in 0..PARTITIONS {
+        let mut recs = by_partition.remove(&partition).unwrap_or_default();
+        recs.sort_by_key(|r| r.offset);
+        let mut proc = Processor::new(config);
+        proc.set_trend_source(format!("{topic}/{partition}"));
+        let mut outs = Vec::new();
+        for r in recs {
+            let rec = InboundRecord {
+                topic: Arc::from(topic),
+                partition,
+                offset: r.offset,
+                key: Some(r.key.clone()),
+                payload: Some(r.payload.clone()),
+                timestamp_ms: None,
+            };
+            proc.process(&rec, EventTime(0), &mut outs);
+        }
+        proc.flush(EventTime(0), &mut outs);
+        last_event = last_event.max(proc.received_max());
+        proc.close_trend_windows(&mut outs);
+        for o in outs {
+            match o.kind {
+                OutboundKind::TrendPartial => partials.push(o),
+                OutboundKind::TrendClosed => markers.push(o),
+                _ => {}
+            }
+        }
+    }
+    let mut merge = Processor::new(config);
+    merge.set_trend_sources(PARTITIONS as usize);
+    let mut outs = Vec::new();
+    for (i, o) in partials.into_iter().chain(markers).enumerate() {
+        let rec = InboundRecord {
+            topic: o.topic,
+            partition: 0,
+            offset: i as i64,
+            key: o.key,
+            payload: Some(o.payload),
+            timestamp_ms: None,
+        };
+        merge.process(&rec, EventTime(0), &mut outs);
+    }
+    let cutoff = last_event.0 - config.detect.allowed_lateness.millis().0;
+    let mut want = BTreeMap::new();
+    for o in outs
+        .into_iter()
+        .filter(|o| o.kind == OutboundKind::TrendSnapshot)
+    {
+        let v: serde_json::Value = serde_json::from_slice(&o.payload).expect("snapshot json");
+        if window_end_ms(&v) <= cutoff {
+            want.insert(v["snapshot_id"].as_str().unwrap_or_default().to_string(), v);
+        }
+    }
+    want
+}
+
+fn window_end_ms(v: &serde_json::Value) -> i64 {
+    EventTime::parse(v["window_end"].as_str().unwrap_or_default())
+        .expect("window_end")
+        .0
+}
+
+/// The latest revision of every snapshot on the topic with an id in `want`.
+fn snapshots_seen(
+    bootstrap: &str,
+    topic: &str,
+    want: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut seen: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for (_, payload) in read_all(bootstrap, topic) {
+        let v: serde_json::Value = serde_json::from_slice(&payload).expect("snapshot json");
+        let id = v["snapshot_id"].as_str().unwrap_or_default().to_string();
+        if !want.contains_key(&id) {
+            continue;
+        }
+        let newer = seen
+            .get(&id)
+            .is_none_or(|old| old["revision"].as_u64() <= v["revision"].as_u64());
+        if newer {
+            seen.insert(id, v);
+        }
+    }
+    seen
+}
+
+/// Waits for every expected snapshot, then checks them field by field: the instances merged
+/// every partition's partials into exactly the single-instance figures, baselines included.
+async fn assert_snapshots_match(env: &Env, want: &BTreeMap<String, serde_json::Value>) {
+    let bootstrap = env.config.kafka.brokers.clone();
+    let topic = env.config.output.trend_snapshots.clone();
+    assert!(
+        want.len() > 50,
+        "the traffic closes enough windows to compare: {}",
+        want.len()
+    );
+    let complete = wait_until(Duration::from_secs(60), || {
+        snapshots_seen(&bootstrap, &topic, want).len() == want.len()
+    })
+    .await;
+    let seen = snapshots_seen(&bootstrap, &topic, want);
+    assert!(
+        complete,
+        "{} of {} expected snapshots arrived; missing e.g. {:?}",
+        seen.len(),
+        want.len(),
+        want.keys().find(|k| !seen.contains_key(*k))
+    );
+    for (id, w) in want {
+        let mut got = seen[id].clone();
+        // A re-sent partial after a hand-over may raise the revision without changing content.
+        got["revision"] = w["revision"].clone();
+        if &got != w {
+            // Late events count in no window: a watermark running ahead shows up here.
+            let dl = read_all(&bootstrap, &env.config.output.dead_letter);
+            eprintln!(
+                "{} dead letters; the first: {:?}",
+                dl.len(),
+                dl.first().map(|(h, _)| h)
+            );
+            // Every version on the topic, to tell a wrong merge from a wrong revision.
+            for (_, payload) in read_all(&bootstrap, &topic) {
+                let v: serde_json::Value = serde_json::from_slice(&payload).expect("json");
+                if v["snapshot_id"] == w["snapshot_id"] {
+                    eprintln!("{id}: revision {} complete {} sources {} events {} failures {} tasks {} baseline {}", v["revision"], v["complete"], v["sources_reported"], v["events"], v["failures"], v["tasks_opened"], v.get("baseline").is_some());
+                }
+            }
+        }
+        assert_eq!(&got, w, "snapshot {id}");
+        assert_eq!(got["complete"], true, "snapshot {id} is complete");
+    }
 }
 
 type Headers_ = Vec<(String, String)>;
@@ -670,6 +828,7 @@ async fn a_second_instance_joining_mid_run_changes_nothing() {
     let env = env("rebalance");
     let (topic, produced) = produce_traffic(&env, 900).await;
     let want = expected(&env.config, &topic, &produced);
+    let want_snapshots = expected_snapshots(&env.config, &topic, &produced);
     env.mock
         .broker_round_trip_time(1, Duration::from_millis(20))
         .expect("rtt");
@@ -696,6 +855,8 @@ async fn a_second_instance_joining_mid_run_changes_nothing() {
         all_present(&bootstrap, &tasks_topic, &want)
     })
     .await;
+    // Trend windows are merged across both instances' partitions (design.md, "Scaling out").
+    assert_snapshots_match(&env, &want_snapshots).await;
     let r2 = second.stop().await;
     let r1 = first.stop().await;
     assert!(ok, "every expected task arrives with two instances");

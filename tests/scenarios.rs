@@ -295,6 +295,15 @@ fn drive(
                 OutboundKind::DeadLetter => outputs
                     .dead_letters
                     .push(dead_letter(config, &o, inputs, &index_of)?),
+                // Scenario processors name no trend source, so they have trends off.
+                OutboundKind::TrendPartial
+                | OutboundKind::TrendClosed
+                | OutboundKind::TrendSnapshot
+                | OutboundKind::TrendAlert => {
+                    return Err(format!(
+                        "event {i}: a trend record from a processor with trends off"
+                    ))
+                }
             }
             outputs.records.push(o);
         }

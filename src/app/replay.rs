@@ -1,7 +1,12 @@
 //! `amends replay`: the same processing as the service, over a JSON-lines file, writing
-//! `recovery-tasks.jsonl` and `dead-letter.jsonl`. Deterministic: `emitted_at` is the event time
-//! that caused the output (an event's `occurred_at`, a timer's deadline) and `dead_lettered_at`
-//! the highest event time received so far, never the wall clock.
+//! `recovery-tasks.jsonl`, `dead-letter.jsonl`, `trend-snapshots.jsonl` and
+//! `trend-alerts.jsonl`. Deterministic: `emitted_at` is the event time that caused the output
+//! (an event's `occurred_at`, a timer's deadline) and `dead_lettered_at` the highest event
+//! time received so far, never the wall clock.
+//!
+//! The file is one trend source. Its partial aggregates go back into the same processor as
+//! records of `output.trend_partials`, exactly as the service reads them back from Kafka, and
+//! the merge turns them into snapshots and alerts.
 
 use crate::config::{Config, Format};
 use crate::domain::EventTime;
@@ -19,6 +24,8 @@ pub struct ReplaySummary {
     pub events: u64,
     pub dead_letters: u64,
     pub tasks: u64,
+    pub snapshots: u64,
+    pub alerts: u64,
     pub customers: usize,
     pub elapsed_s: f64,
 }
@@ -41,18 +48,35 @@ pub fn replay(config: &Config, input: &Path, output_dir: &Path) -> std::io::Resu
         File::create(output_dir.join("recovery-tasks.jsonl"))?,
     );
     let mut dead = BufWriter::new(File::create(output_dir.join("dead-letter.jsonl"))?);
-    let summary = replay_stream(config, reader, &mut tasks, &mut dead)?;
+    let mut snapshots = BufWriter::new(File::create(output_dir.join("trend-snapshots.jsonl"))?);
+    let mut alerts = BufWriter::new(File::create(output_dir.join("trend-alerts.jsonl"))?);
+    let mut w = Writers {
+        tasks: &mut tasks,
+        dead: &mut dead,
+        snapshots: &mut snapshots,
+        alerts: &mut alerts,
+    };
+    let summary = replay_stream(config, reader, &mut w)?;
     tasks.flush()?;
     dead.flush()?;
+    snapshots.flush()?;
+    alerts.flush()?;
     Ok(summary)
 }
 
-/// Replays JSON lines from `reader`; tasks and dead letters are written as JSON lines.
+/// Where replay writes each kind of output, as JSON lines.
+pub struct Writers<'a> {
+    pub tasks: &'a mut dyn Write,
+    pub dead: &'a mut dyn Write,
+    pub snapshots: &'a mut dyn Write,
+    pub alerts: &'a mut dyn Write,
+}
+
+/// Replays JSON lines from `reader` into `w`.
 pub fn replay_stream(
     config: &Config,
     mut reader: impl BufRead,
-    tasks: &mut impl Write,
-    dead: &mut impl Write,
+    w: &mut Writers<'_>,
 ) -> std::io::Result<ReplaySummary> {
     let started = Instant::now();
     let mut p = Processor::new(config)
@@ -67,7 +91,10 @@ pub fn replay_stream(
             .map(String::as_str)
             .unwrap_or("touchpoints"),
     );
+    p.set_trend_source(format!("{topic}/0"));
+    p.set_trend_sources(1);
     let mut s = ReplaySummary::default();
+    let mut partials = LoopBack::default();
     let mut line = Vec::with_capacity(4096);
     let mut outs: Vec<OutboundRecord> = Vec::new();
     let mut released: Vec<i64> = Vec::new();
@@ -107,38 +134,79 @@ pub fn replay_stream(
                 }
             }
             Processed::DeadLettered(_) => s.dead_letters += 1,
-            Processed::RecoveryOutcome => {}
+            Processed::RecoveryOutcome | Processed::TrendPartial => {}
         }
-        write_outputs(&mut outs, tasks, dead, &mut s)?;
+        partials.route(&mut p, &mut outs, w, &mut s)?;
     }
     // At end of input, time advances to the last event time: the reorder buffer empties and
-    // the timers due before it fire.
+    // the timers due before it fire. The file is all there is, so every trend window closes.
     p.flush(now, &mut outs);
-    write_outputs(&mut outs, tasks, dead, &mut s)?;
+    p.close_trend_windows(&mut outs);
+    partials.route(&mut p, &mut outs, w, &mut s)?;
     s.customers = p.engine().customers();
     s.elapsed_s = started.elapsed().as_secs_f64();
     Ok(s)
 }
 
-fn write_outputs(
-    outs: &mut Vec<OutboundRecord>,
-    tasks: &mut impl Write,
-    dead: &mut impl Write,
-    s: &mut ReplaySummary,
-) -> std::io::Result<()> {
-    for o in outs.drain(..) {
-        match o.kind {
-            OutboundKind::Task => {
-                s.tasks += 1;
-                tasks.write_all(&o.payload)?;
-                tasks.write_all(b"\n")?;
+/// Feeds trend partials back into the processor as records of the partials topic, the way
+/// the service reads them back from Kafka, and writes everything else.
+#[derive(Default)]
+struct LoopBack {
+    offset: i64,
+    more: Vec<OutboundRecord>,
+}
+
+impl LoopBack {
+    fn route(
+        &mut self,
+        p: &mut Processor,
+        outs: &mut Vec<OutboundRecord>,
+        w: &mut Writers<'_>,
+        s: &mut ReplaySummary,
+    ) -> std::io::Result<()> {
+        while !outs.is_empty() {
+            for o in outs.drain(..) {
+                let line_to = match o.kind {
+                    OutboundKind::Task => {
+                        s.tasks += 1;
+                        &mut *w.tasks
+                    }
+                    OutboundKind::DeadLetter => {
+                        let line = DeadLetterLine::from_record(&o.headers, &o.payload);
+                        serde_json::to_writer(&mut *w.dead, &line)
+                            .map_err(std::io::Error::other)?;
+                        w.dead.write_all(b"\n")?;
+                        continue;
+                    }
+                    OutboundKind::TrendPartial | OutboundKind::TrendClosed => {
+                        let rec = InboundRecord {
+                            topic: o.topic,
+                            partition: 0,
+                            offset: self.offset,
+                            key: o.key,
+                            payload: Some(o.payload),
+                            timestamp_ms: None,
+                        };
+                        self.offset += 1;
+                        // The merge's wall clock never moves: with one source every window
+                        // completes on its marker.
+                        p.process(&rec, EventTime(0), &mut self.more);
+                        continue;
+                    }
+                    OutboundKind::TrendSnapshot => {
+                        s.snapshots += 1;
+                        &mut *w.snapshots
+                    }
+                    OutboundKind::TrendAlert => {
+                        s.alerts += 1;
+                        &mut *w.alerts
+                    }
+                };
+                line_to.write_all(&o.payload)?;
+                line_to.write_all(b"\n")?;
             }
-            OutboundKind::DeadLetter => {
-                let line = DeadLetterLine::from_record(&o.headers, &o.payload);
-                serde_json::to_writer(&mut *dead, &line).map_err(std::io::Error::other)?;
-                dead.write_all(b"\n")?;
-            }
+            outs.append(&mut self.more);
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -57,6 +57,15 @@ pub struct AlertsConfig {
     pub min_events_for_baseline: u64,
     /// Weeks of same-hour-of-week history in the seasonal baseline.
     pub seasonal_weeks: usize,
+    /// Days of same-hour-of-day history in the daily baseline (used until two weeks of
+    /// hour-of-week history exist).
+    pub daily_days: usize,
+    /// Earlier days with that hour needed before the daily baseline is used.
+    pub daily_min_days: usize,
+    /// No alert until a seasonal (daily or weekly) baseline exists for the window's hour:
+    /// time of day is the largest source of variation in touch-point failure rates, and the
+    /// recent baseline alone mistakes the daily rhythm for breaks.
+    pub require_seasonal: bool,
     /// Lowest baseline rate: a zero baseline cannot make any failure a breach.
     pub baseline_floor: f64,
 }
@@ -75,6 +84,9 @@ impl Default for AlertsConfig {
             min_history: 6,
             min_events_for_baseline: 20,
             seasonal_weeks: 4,
+            daily_days: 7,
+            daily_min_days: 1,
+            require_seasonal: true,
             baseline_floor: 0.001,
         }
     }
@@ -102,7 +114,17 @@ impl TrendConfig {
             return Err(invalid("trend.complete_wait", "must be longer than zero"));
         }
         let a = &self.alerts;
-        let checks: [(&str, bool, &str); 9] = [
+        let checks: [(&str, bool, &str); 11] = [
+            (
+                "trend.alerts.daily_days",
+                a.daily_days >= 1,
+                "must be at least 1",
+            ),
+            (
+                "trend.alerts.daily_min_days",
+                a.daily_min_days >= 1 && a.daily_min_days <= a.daily_days,
+                "must be from 1 to trend.alerts.daily_days",
+            ),
             (
                 "trend.alerts.ratio_threshold",
                 a.ratio_threshold.is_finite() && a.ratio_threshold >= 1.0,

@@ -57,8 +57,11 @@ impl Router {
     /// worker's queue until then.
     fn assign(self: &Arc<Self>, tp: &TopicPartition) {
         let config = &self.deps.config;
+        // Touch-point partitions rebuild per-customer state and open trend windows; partials
+        // partitions rebuild the merge and the alert baselines.
         let needs_restore = config.pipeline.restore_from_input
-            && config.input.touchpoints.topics.iter().any(|t| **t == *tp.0);
+            && (config.input.touchpoints.topics.iter().any(|t| **t == *tp.0)
+                || *config.output.trend_partials == *tp.0);
         let mut w = self.lock();
         if w.contains_key(tp) {
             return;
@@ -92,7 +95,8 @@ impl Router {
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            match restore::rebuild(&config, &tp.0, tp.1) {
+            let sources = self.deps.trend_sources.load(Ordering::Relaxed);
+            match restore::rebuild(&config, &tp.0, tp.1, sources) {
                 Ok(r) => break Ok(r),
                 Err(e) if attempt < 3 => {
                     tracing::warn!(topic = %tp.0, partition = tp.1, attempt, error = %e, "rebuilding partition state failed; retrying");
@@ -310,7 +314,7 @@ fn check_cluster(
     config: &Config,
     consumer: &BaseConsumer<Ctx>,
     health: &Health,
-) -> Result<(), PipelineError> {
+) -> Result<ClusterInfo, PipelineError> {
     let waited = Duration::from_secs(30);
     let deadline = Instant::now() + waited;
     let md = loop {
@@ -331,22 +335,47 @@ fn check_cluster(
     };
     health.set_broker_reachable(true);
     let o = &config.output;
+    let partitions = |topic: &str| {
+        md.topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+    };
     for (key, topic) in [
         ("output.recovery_tasks", &o.recovery_tasks),
         ("output.dead_letter", &o.dead_letter),
+        ("output.trend_snapshots", &o.trend_snapshots),
+        ("output.trend_alerts", &o.trend_alerts),
+        ("output.trend_partials", &o.trend_partials),
     ] {
-        if !md
-            .topics()
-            .iter()
-            .any(|t| t.name() == topic.as_str() && t.error().is_none())
-        {
+        if partitions(topic).is_none_or(|n| n == 0) {
             return Err(PipelineError::MissingTopic {
                 topic: topic.clone(),
                 key,
             });
         }
     }
-    Ok(())
+    // A trend window is complete when every touch-point partition has closed it.
+    let sources = config
+        .input
+        .touchpoints
+        .topics
+        .iter()
+        .filter_map(|t| partitions(t))
+        .sum::<usize>()
+        .max(1);
+    Ok(ClusterInfo {
+        trend_sources: sources,
+        partials_partitions: partitions(&o.trend_partials).unwrap_or(1) as i32,
+    })
+}
+
+/// What the cluster's metadata says at start.
+struct ClusterInfo {
+    /// Partitions of the touch-point topics: the trend sources a window waits for. Adding
+    /// partitions later needs a restart to be counted.
+    trend_sources: usize,
+    partials_partitions: i32,
 }
 
 /// Runs the service until `stop` becomes true or a fatal error occurs. On stop it drains
@@ -369,6 +398,7 @@ pub async fn run(
         deps: WorkerDeps {
             state_size: Default::default(),
             buffered: Default::default(),
+            trend_sources: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
             watermarks: Arc::new(crate::pipeline::watermark::Watermarks::new(
                 config.detect.out_of_orderness.millis(),
                 config.detect.idle_partition_after.millis(),
@@ -419,13 +449,24 @@ fn poll_loop(
     fatal: Arc<Fatal>,
     health: Arc<Health>,
 ) -> Result<RunReport, PipelineError> {
-    check_cluster(&config, &consumer, &health)?;
+    let info = check_cluster(&config, &consumer, &health)?;
+    router
+        .deps
+        .sink
+        .set_partials_partitions(info.partials_partitions);
+    router
+        .deps
+        .trend_sources
+        .store(info.trend_sources, Ordering::Relaxed);
+    // The partials topic is read back by the same group: whoever owns a partition of it
+    // merges the dimensions keyed there.
     let topics: Vec<&str> = config
         .input
         .touchpoints
         .topics
         .iter()
         .chain(&config.input.recovery_outcomes.topics)
+        .chain(std::iter::once(&config.output.trend_partials))
         .map(String::as_str)
         .collect();
     consumer

@@ -47,6 +47,7 @@ pub fn rebuild(
     config: &Config,
     topic: &Arc<str>,
     partition: i32,
+    trend_sources: usize,
 ) -> Result<(Processor, Restored), RestoreError> {
     let started = Instant::now();
     // Its own watermark, with timers: the state must be the one the previous owner had, and
@@ -57,7 +58,16 @@ pub fn rebuild(
     // timer's outputs, which held the commit at or below that record, were acknowledged.
     // Timers due at or after the last replayed event stay pending; the worker fires them with
     // the instance's watermark (possibly a second time, with the same task id and revision).
+    // Trend windows are rebuilt too, and partials partitions rebuild their merge and alert
+    // baselines. Windows the replay closes were closed, and their partials acknowledged, by
+    // the previous owner, by the same argument as for timers.
     let mut processor = Processor::new(config);
+    super::worker::configure_trends(
+        &mut processor,
+        config,
+        &(topic.clone(), partition),
+        trend_sources,
+    );
     let timeout = Duration::from_secs(10);
     let committed = {
         let offsets: BaseConsumer = restore_config(config, true).create()?;
@@ -105,7 +115,9 @@ pub fn rebuild(
                     timestamp_ms: m.timestamp().to_millis(),
                 };
                 out.clear();
-                processor.process(&rec, EventTime(0), &mut out);
+                // The wall clock only stamps the discarded outputs and starts the merge's wait
+                // for windows still pending.
+                processor.process(&rec, EventTime(super::sink::now_ms()), &mut out);
                 done.records += 1;
                 if m.offset() + 1 >= committed {
                     break;
@@ -120,7 +132,7 @@ pub fn rebuild(
         }
     }
     // Every record before the committed offset had been applied by the previous owner.
-    processor.flush(EventTime(0), &mut out);
+    processor.flush(EventTime(super::sink::now_ms()), &mut out);
     done.elapsed = started.elapsed();
     Ok((processor, done))
 }

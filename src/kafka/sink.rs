@@ -16,11 +16,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct KafkaSink {
     producer: FutureProducer,
     attempts: u32,
+    /// Partitions of `output.trend_partials` (from the cluster's metadata at start): a trend
+    /// "closed" marker goes to each.
+    partials_partitions: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl KafkaSink {
     pub fn new(producer: FutureProducer, attempts: u32) -> KafkaSink {
-        KafkaSink { producer, attempts }
+        KafkaSink {
+            producer,
+            attempts,
+            partials_partitions: Default::default(),
+        }
+    }
+
+    pub fn set_partials_partitions(&self, n: i32) {
+        self.partials_partitions
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn producer(&self) -> &FutureProducer {
@@ -31,7 +43,26 @@ impl KafkaSink {
     /// timestamp, for the event-to-task latency histogram.
     pub async fn deliver(
         &self,
+        rec: OutboundRecord,
+        source_ts_ms: Option<i64>,
+    ) -> Result<(), PipelineError> {
+        if rec.kind != OutboundKind::TrendClosed {
+            return self.deliver_to(rec, None, source_ts_ms).await;
+        }
+        // Every merger must see every source's markers, after that source's partials.
+        let n = self
+            .partials_partitions
+            .load(std::sync::atomic::Ordering::Relaxed);
+        for p in 0..n.max(1) {
+            self.deliver_to(rec.clone(), Some(p), source_ts_ms).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver_to(
+        &self,
         mut rec: OutboundRecord,
+        partition: Option<i32>,
         source_ts_ms: Option<i64>,
     ) -> Result<(), PipelineError> {
         let mut attempt = 0u32;
@@ -49,6 +80,9 @@ impl KafkaSink {
                 .headers(headers);
             if let Some(k) = &rec.key {
                 fr = fr.key(k);
+            }
+            if let Some(p) = partition {
+                fr = fr.partition(p);
             }
             // Timeout::Never: when librdkafka's queue is full, wait for room (backpressure)
             // rather than fail.

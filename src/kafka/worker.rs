@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::domain::EventTime;
 use crate::pipeline::watermark::{PartitionClock, Watermarks};
 use crate::pipeline::Watermarking;
-use crate::pipeline::{InboundRecord, Processed, Processor};
+use crate::pipeline::{InboundRecord, OutboundKind, Processed, Processor};
 use crate::telemetry::events::{DeadLettered, EventDecoded};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
@@ -132,6 +132,8 @@ pub(crate) struct WorkerDeps {
     /// Events in reorder buffers across this instance's workers.
     pub buffered: Arc<StateSize>,
     pub watermarks: Arc<Watermarks>,
+    /// Touch-point partitions in the cluster (trend sources), from the metadata at start.
+    pub trend_sources: Arc<std::sync::atomic::AtomicUsize>,
     pub config: Arc<Config>,
     pub sink: KafkaSink,
     pub board: Arc<OffsetBoard>,
@@ -153,7 +155,15 @@ pub(crate) fn spawn(
     let processor = if restore.is_some() {
         None
     } else {
-        Some(Processor::new(&deps.config).with_watermarking(Watermarking::External))
+        let mut p = Processor::new(&deps.config).with_watermarking(Watermarking::External);
+        configure_trends(
+            &mut p,
+            &deps.config,
+            &tp,
+            deps.trend_sources
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        Some(p)
     };
     let clock = deps.watermarks.register(tp.0.clone(), tp.1, now_ms());
     let w = Worker {
@@ -170,6 +180,7 @@ pub(crate) fn spawn(
         reported: Reported::default(),
         buffered: deps.buffered.clone(),
         restoring: restoring.clone(),
+        trend_tail: None,
     };
     let join = rt.spawn(w.run(rx, restore));
     WorkerHandle {
@@ -178,6 +189,20 @@ pub(crate) fn spawn(
         restoring,
         clock,
     }
+}
+
+/// A touch-point partition is a trend source named `topic/partition`; every processor learns
+/// how many sources a trend window waits for.
+pub(crate) fn configure_trends(
+    p: &mut Processor,
+    config: &Config,
+    tp: &TopicPartition,
+    sources: usize,
+) {
+    if config.input.touchpoints.topics.iter().any(|t| **t == *tp.0) {
+        p.set_trend_source(format!("{}/{}", tp.0, tp.1));
+    }
+    p.set_trend_sources(sources);
 }
 
 /// Where this partition's commit may go: not past a record still in the reorder buffer, nor
@@ -236,6 +261,8 @@ struct Worker {
     reported: Reported,
     buffered: Arc<StateSize>,
     restoring: Arc<std::sync::atomic::AtomicBool>,
+    /// Completion of the last batch holding trend records (see `dispatch`).
+    trend_tail: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Drop for Worker {
@@ -455,9 +482,30 @@ impl Worker {
         self.commits.block(at);
         let sink = self.sink.clone();
         let batch = std::mem::take(outs);
+        // Trend records leave in the order they were made: a window's partials before the
+        // marker that closes it, and one close call's records before the next one's. So a
+        // batch holding any waits for the previous such batch to be delivered.
+        let (after, done) = if batch.iter().any(|o| {
+            matches!(
+                o.kind,
+                OutboundKind::TrendPartial | OutboundKind::TrendClosed
+            )
+        }) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (self.trend_tail.replace(rx), Some(tx))
+        } else {
+            (None, None)
+        };
         in_flight.push(Box::pin(async move {
+            if let Some(previous) = after {
+                // An error means the previous batch failed, which is fatal anyway.
+                let _ = previous.await;
+            }
             for o in batch {
                 sink.deliver(o, ts).await.map_err(|e| (at, e))?;
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
             }
             Ok(at)
         }));
@@ -497,6 +545,7 @@ impl Worker {
             Processed::RecoveryOutcome => {
                 metrics::counter!(crate::telemetry::names::OUTCOMES_IN).increment(1)
             }
+            Processed::TrendPartial => {}
             Processed::DeadLettered(err) => DeadLettered {
                 reason: err.reason.as_str(),
                 topic: &rec.topic,

@@ -3,6 +3,7 @@
 //! runs in the service, in `amends replay` and in tests with an in-memory sink.
 
 pub mod dead_letter;
+pub mod trend;
 pub mod watermark;
 
 use crate::codec::{output::encode_task, DecodeError, Decoder, Reason};
@@ -29,6 +30,12 @@ pub struct InboundRecord {
 pub enum OutboundKind {
     Task,
     DeadLetter,
+    /// A partial trend aggregate, keyed by dimension.
+    TrendPartial,
+    /// A source's "windows closed" marker: goes to every partition of its topic.
+    TrendClosed,
+    TrendSnapshot,
+    TrendAlert,
 }
 
 /// One record to produce.
@@ -53,6 +60,8 @@ pub enum Processed {
     },
     /// A recovery outcome was accepted (the closed loop consumes it in a later stage).
     RecoveryOutcome,
+    /// A partial trend aggregate or marker was merged.
+    TrendPartial,
     /// The record went to the dead-letter topic. A `late` event also updated history.
     DeadLettered(DecodeError),
 }
@@ -61,6 +70,8 @@ pub enum Processed {
 enum InputKind {
     Touchpoint,
     Outcome,
+    /// `output.trend_partials`, read back by the instance that merges a dimension.
+    TrendPartial,
 }
 
 /// Where the processor's watermark comes from.
@@ -113,6 +124,14 @@ pub struct Processor {
     decoder: Decoder,
     engine: Engine,
     touchpoint_topics: Vec<String>,
+    partials_topic: Arc<str>,
+    /// This partition's trend windows (touch-point partitions).
+    trend: trend::TrendFeed,
+    /// The merge of a partials-topic partition, made at its first record.
+    merge: Option<trend::MergeStage>,
+    /// Input partitions a trend window needs to hear from before it is complete.
+    trend_sources: usize,
+    config: Arc<Config>,
     tasks_topic: Arc<str>,
     dead_letter_topic: Arc<str>,
     output_format: Format,
@@ -142,6 +161,11 @@ impl Processor {
             decoder: Decoder::new(config),
             engine: Engine::new(config),
             touchpoint_topics: config.input.touchpoints.topics.clone(),
+            partials_topic: Arc::from(config.output.trend_partials.as_str()),
+            trend: trend::TrendFeed::new(config),
+            merge: None,
+            trend_sources: 1,
+            config: Arc::new(config.clone()),
             tasks_topic: Arc::from(config.output.recovery_tasks.as_str()),
             dead_letter_topic: Arc::from(config.output.dead_letter.as_str()),
             output_format: config.output.format,
@@ -225,9 +249,33 @@ impl Processor {
     fn kind(&self, topic: &str) -> InputKind {
         if self.touchpoint_topics.iter().any(|t| t == topic) {
             InputKind::Touchpoint
+        } else if *self.partials_topic == *topic {
+            InputKind::TrendPartial
         } else {
             InputKind::Outcome
         }
+    }
+
+    /// Names this processor's partition as a trend source (`topic/partition`), which turns
+    /// its trend windows on. Only touch-point partitions are sources.
+    pub fn set_trend_source(&mut self, source: String) {
+        self.trend.set_source(source);
+    }
+
+    /// How many sources (touch-point partitions) a trend window needs to be complete.
+    pub fn set_trend_sources(&mut self, n: usize) {
+        self.trend_sources = n.max(1);
+        if let Some(m) = &mut self.merge {
+            m.set_expected_sources(self.trend_sources);
+        }
+    }
+
+    /// Trend windows this partition has open, and merged windows still waiting for sources.
+    pub fn trend_windows(&self) -> (usize, usize) {
+        (
+            self.trend.open_windows(),
+            self.merge.as_ref().map_or(0, |m| m.pending_windows()),
+        )
     }
 
     fn clock(&self, now: EventTime) -> Clock {
@@ -258,6 +306,21 @@ impl Processor {
         };
         let event = match self.kind(&rec.topic) {
             InputKind::Touchpoint => self.decoder.touchpoint(payload),
+            InputKind::TrendPartial => {
+                return match trend::decode_partial(rec) {
+                    Ok(p) => {
+                        let (config, n) = (&self.config, self.trend_sources);
+                        let merge = self
+                            .merge
+                            .get_or_insert_with(|| trend::MergeStage::new(config, n));
+                        merge.add(p, rec.offset, now, out, &mut self.released);
+                        Processed::TrendPartial
+                    }
+                    Err(detail) => {
+                        self.dead_letter(rec, DecodeError::decode(None, detail), dead_at, out)
+                    }
+                };
+            }
             InputKind::Outcome => {
                 return match self.decoder.outcome(payload) {
                     Ok(_) => {
@@ -296,6 +359,9 @@ impl Processor {
             let verdict = self
                 .engine
                 .on_event(&event, &src, clock, late, &mut self.events);
+            if verdict == Verdict::Applied && self.trend.is_on() {
+                self.trend.event(&event, self.engine.classify(&event));
+            }
             self.drain_outputs(out);
             self.released.push(rec.offset);
             if verdict == Verdict::Late {
@@ -371,6 +437,14 @@ impl Processor {
     ) {
         let clock = self.clock(now);
         self.release(watermark, fired_by, clock, out);
+        if let Some(m) = &mut self.merge {
+            m.tick(now, out, &mut self.released);
+        }
+    }
+
+    /// End of a finite input (replay): closes every trend window, whatever the watermark.
+    pub fn close_trend_windows(&mut self, out: &mut Vec<OutboundRecord>) {
+        self.trend.close(EventTime(i64::MAX), out);
     }
 
     /// End of input (replay, tests): everything received is applied and every timer due
@@ -404,6 +478,7 @@ impl Processor {
             }
         }
         self.engine.set_watermark(wm);
+        self.trend.close(wm, out);
     }
 
     fn fire(&mut self, clock: Clock, fired_by: FiredBy, out: &mut Vec<OutboundRecord>) {
@@ -414,8 +489,12 @@ impl Processor {
 
     fn apply(&mut self, p: Pending, clock: Clock, out: &mut Vec<OutboundRecord>) {
         self.events.clear();
-        self.engine
+        let verdict = self
+            .engine
             .on_event(&p.event, &p.src, clock, false, &mut self.events);
+        if verdict == Verdict::Applied && self.trend.is_on() {
+            self.trend.event(&p.event, self.engine.classify(&p.event));
+        }
         self.drain_outputs(out);
         self.released.push(p.src.offset);
     }
@@ -424,6 +503,7 @@ impl Processor {
         for o in self.events.drain(..) {
             match o {
                 Output::Task(task) => {
+                    self.trend.task(&task);
                     out.push(task_record(&self.tasks_topic, &task, self.output_format))
                 }
             }

@@ -12,7 +12,8 @@
 //! would move past the records it has not read yet, and those would arrive late. When every partition is idle, the watermark first moves up to the
 //! highest event time received (nothing more is arriving to be reordered) and then advances
 //! with the wall clock, so absence rules fire even when nothing more arrives; it then reports
-//! `FiredBy::WallClock`. It never moves back.
+//! `FiredBy::WallClock`. It never moves back, except that it starts over when a partition is
+//! assigned (see [`Watermarks::register`]).
 //!
 //! Workers record their input in a [`PartitionClock`] (two atomic stores per record) and
 //! read the instance's watermark with [`Watermarks::current`]; [`Watermarks::tick`]
@@ -100,7 +101,20 @@ impl Watermarks {
 
     /// The clock of a newly assigned partition (replacing any earlier one for it). Until it
     /// delivers an event it holds the watermark where it is, unless it goes idle.
+    ///
+    /// The instance's watermark starts over from the partitions now assigned: it may move
+    /// back. A partition taken over from another owner resumes at its committed offset, which
+    /// can lie far behind this instance's watermark; judged against that, its records would
+    /// be late. Each processor's own watermark still never moves back (a lower instance
+    /// watermark changes nothing in it), so only the newly assigned partition is affected.
     pub fn register(&self, topic: Arc<str>, partition: i32, wall_ms: i64) -> Arc<PartitionClock> {
+        {
+            let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            s.current = i64::MIN;
+            s.idle_base = None;
+            self.current.store(i64::MIN, Ordering::Release);
+            self.by_wall.store(false, Ordering::Release);
+        }
         let clock = Arc::new(PartitionClock {
             max_event: AtomicI64::new(i64::MIN),
             last_input_wall: AtomicI64::new(wall_ms),
@@ -256,13 +270,14 @@ mod tests {
         let a = w.register("t".into(), 0, 0);
         a.observe(Some(EventTime(1_000 * SEC)), 0);
         assert_eq!(w.tick(SEC).0, EventTime(880 * SEC));
-        // Newly assigned, still rebuilding its state: the watermark waits for it.
+        // Newly assigned, still rebuilding its state: the watermark starts over and waits
+        // for it (its records may lie far behind what `a` has reached).
         let b = w.register("t".into(), 1, 2 * SEC);
         a.observe(Some(EventTime(1_100 * SEC)), 3 * SEC);
-        assert_eq!(w.tick(3 * SEC).0, EventTime(880 * SEC));
+        assert_eq!(w.tick(3 * SEC).0, EventTime::MIN);
         b.touch(30 * SEC);
         a.observe(Some(EventTime(1_200 * SEC)), 30 * SEC);
-        assert_eq!(w.tick(31 * SEC).0, EventTime(880 * SEC));
+        assert_eq!(w.tick(31 * SEC).0, EventTime::MIN);
         b.observe(Some(EventTime(1_150 * SEC)), 32 * SEC);
         assert_eq!(w.tick(33 * SEC).0, EventTime(1_030 * SEC));
         // An assigned partition that never delivers stops counting once idle.
@@ -270,7 +285,7 @@ mod tests {
         empty.set_caught_up(true);
         a.observe(Some(EventTime(1_300 * SEC)), 40 * SEC);
         b.observe(Some(EventTime(1_300 * SEC)), 40 * SEC);
-        assert_eq!(w.tick(62 * SEC).0, EventTime(1_030 * SEC));
+        assert_eq!(w.tick(62 * SEC).0, EventTime::MIN);
         assert_eq!(
             w.tick(63 * SEC),
             (EventTime(1_180 * SEC), FiredBy::EventTime)
@@ -280,6 +295,22 @@ mod tests {
         a.observe(Some(EventTime(1_500 * SEC)), 64 * SEC);
         w.deregister("t", 1);
         assert_eq!(w.tick(65 * SEC).0, EventTime(1_380 * SEC));
+    }
+
+    /// A partition taken over from another instance resumes at its committed offset, maybe
+    /// hours of event time behind this instance's watermark: the watermark starts over, so
+    /// its records are not judged late.
+    #[test]
+    fn a_partition_taken_over_behind_the_watermark_moves_it_back() {
+        let w = marks();
+        let a = w.register("t".into(), 0, 0);
+        a.observe(Some(EventTime(50_000 * SEC)), 0);
+        assert_eq!(w.tick(SEC).0, EventTime(49_880 * SEC));
+        let b = w.register("t".into(), 1, 2 * SEC);
+        b.observe(Some(EventTime(1_000 * SEC)), 3 * SEC);
+        assert_eq!(w.tick(3 * SEC).0, EventTime(880 * SEC));
+        b.observe(Some(EventTime(49_000 * SEC)), 4 * SEC);
+        assert_eq!(w.tick(4 * SEC).0, EventTime(48_880 * SEC));
     }
 
     /// A rebalance or a slow broker stops all input while a backlog is still unread. The

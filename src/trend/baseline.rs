@@ -1,39 +1,62 @@
 //! Failure-rate baselines for trend alerts: the rate a series (one dimension at one window
 //! width) usually has, how much it usually varies, and how unlikely an observed count is.
 //!
-//! - **Recent**: the last [`BaselineConfig::recent_windows`] windows with at least
-//!   `min_events_for_baseline` events. Center = median of their rates, spread = MAD × 1.4826
-//!   (median absolute deviation, scaled to estimate σ). Available from `min_history` windows.
-//!   The caller decides which windows may enter ([`SeriesBaseline::push_recent`]): the
-//!   alerting core keeps breaching and firing windows out, so a spike never becomes its own
-//!   baseline.
-//! - **Seasonal**: per hour of the week, that hour's rate in each of the last
-//!   `seasonal_weeks` weeks. All windows starting in the hour are summed (events, failures)
-//!   into one weekly rate, so twelve 5 min windows weigh as one hour and a quiet window counts
-//!   less than a busy one. Center = the *lower* median of the weekly rates (with 2 weeks the
-//!   smaller, with 4 the second smallest): an hour counts as usually high only if it was high
-//!   in more than half the weeks seen, so one incident last Monday at 10:00 does not excuse the
-//!   same rate this Monday. Spread = the lower median of the absolute deviations from that
-//!   center × 1.4826, for the same reason: an incident week must not widen the tolerance
-//!   either (with 2 weeks it is 0, and the recent spread rules). Available once
-//!   `seasonal_min_weeks` (2) weeks of that hour exist within the last `seasonal_weeks`.
-//!   Every window with enough volume feeds it, breaching or not: a weekly pattern breaches the
-//!   first time it is seen and could never be learnt otherwise; the lower median is what keeps
-//!   a single incident out.
-//! - **Combined**: the seasonal center when available (this hour of the week is a better
-//!   expectation than the last hour, which may be a different part of the day), else the
-//!   recent one. Spread = the larger of those available: the seasonal one, between hourly
-//!   rates, misses the window-to-window noise the recent one sees, and a larger spread only
-//!   makes a page less likely.
+//! - **Recent** (`baseline_kind` `recent`): the last [`BaselineConfig::recent_windows`]
+//!   windows with at least `min_events_for_baseline` events. Center = median of their rates,
+//!   spread = MAD × 1.4826 (median absolute deviation, scaled to estimate σ). Available from
+//!   `min_history` windows. The caller decides which windows may enter
+//!   ([`SeriesBaseline::push_recent`]): the alerting core keeps breaching and firing windows
+//!   out, so a spike never becomes its own baseline.
+//! - **Seasonal** (hour of the week, `baseline_kind` `seasonal`): per hour of the week, that
+//!   hour's rate in each of the last `seasonal_weeks` weeks. All windows starting in the hour
+//!   are summed (events, failures) into one weekly rate, so twelve 5 min windows weigh as one
+//!   hour and a quiet window counts less than a busy one. Center = the *lower* median of the
+//!   weekly rates (with 2 weeks the smaller, with 4 the second smallest): an hour counts as
+//!   usually high only if it was high in more than half the weeks seen, so one incident last
+//!   Monday at 10:00 does not excuse the same rate this Monday. Spread = the lower median of
+//!   the absolute deviations from that center × 1.4826, for the same reason: an incident week
+//!   must not widen the tolerance either (with 2 weeks it is 0, and the recent spread rules).
+//!   Available once `seasonal_min_weeks` (2) weeks of that hour exist within the last
+//!   `seasonal_weeks`. Every window with enough volume feeds it, breaching or not: a weekly
+//!   pattern breaches the first time it is seen and could never be learnt otherwise; the lower
+//!   median is what keeps a single incident out.
+//! - **Daily** (hour of the day, `baseline_kind` `daily`): the same per hour of the day (UTC,
+//!   0–23) over the last `daily_days` days: each day's hour summed into one rate, center = the
+//!   lower median over the days, spread = the lower median of the deviations × 1.4826, for the
+//!   same reasons. Available for an hour once `daily_min_days` (1) earlier days have it with at
+//!   least `min_events_for_baseline` events summed. It exists because the seasonal one needs
+//!   two weeks while time of day is what moves touch-point failure rates most (none at night,
+//!   a few percent while deliveries run). It too learns every window with enough volume,
+//!   breaching or not, or a daily pattern would breach the first time and never be learnt; but
+//!   only completed hours of earlier days count, so the hour in progress is never its own
+//!   baseline. Limits: with one day known, that day's rate is the expectation, incident or not
+//!   (from two days on the lower median keeps a single bad day out); and it cannot tell a
+//!   Saturday from a Monday, so an hour whose rate depends on the weekday follows most of the
+//!   last days until the seasonal baseline takes over.
+//! - **Combined** ([`SeriesBaseline::baseline`]): expected = the seasonal center when
+//!   available (the hour of the week knows the time of day and the weekday), else the daily
+//!   center when available (it knows the time of day), else the recent median, but only with
+//!   `require_seasonal = false`. Spread = the largest of the spreads available: the seasonal
+//!   and daily ones, between hourly rates, miss the window-to-window noise the recent one sees,
+//!   and a larger spread only makes a page less likely.
+//! - **Warm-up** ([`BaselineConfig::require_seasonal`], default on): until a seasonal or daily
+//!   baseline exists for the window's hour there is no baseline at all, and without one nothing
+//!   breaches. The recent baseline alone mistakes the daily rhythm for breaks: after a night
+//!   without failures its median is 0, so every morning's first ordinary failures "breach".
+//!   A new series therefore alerts from its second day on, and an hour that lacked volume on
+//!   each of the last `daily_days` days does not alert until it has some.
 //!
 //! **Hour of the week** is UTC, Monday-based: 0 = Monday 00:00–01:00, 167 = Sunday 23:00–24:00.
 //! The epoch was a Thursday (hour 72), so `hour_of_week = (floor(ms / 3_600_000) + 72) mod 168`
-//! and weeks count from Monday 1969-12-29. Patterns that follow a local clock shift by an hour
-//! at daylight-saving changes; the lower median absorbs the week or two this affects.
+//! and weeks count from Monday 1969-12-29. **Hour of the day** is `floor(ms / 3_600_000) mod
+//! 24`, days count from 1970-01-01. Patterns that follow a local clock shift by an hour at
+//! daylight-saving changes; the lower median absorbs the days or weeks this affects.
 //!
 //! **State** is counts, never rates: integers round-trip through JSON exactly, so a restored
 //! baseline gives bit-identical results. Per series at most `recent_windows` + 168 ×
-//! `seasonal_weeks` entries, plus the hour being summed.
+//! `seasonal_weeks` + 24 × `daily_days` entries, plus the hour being summed. State written
+//! before the daily history existed reads with an empty one, which [`SeriesBaseline::trim`]
+//! refills from the seasonal history (the same hour totals).
 
 use crate::domain::time::HOUR_MS;
 use crate::domain::EventTime;
@@ -43,14 +66,14 @@ use std::collections::{BTreeMap, VecDeque};
 /// Scales a median absolute deviation to estimate σ (1 / Φ⁻¹(3/4)).
 pub const MAD_TO_SIGMA: f64 = 1.4826;
 
-/// How baselines are built (`AlertConfig::baseline`).
+/// How baselines are built (`AlertConfig::baseline`). Missing fields take their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Recent qualifying windows kept (K). Default 12: an hour of 5 min windows.
     pub recent_windows: usize,
-    /// A window (or, for the seasonal history, an hour) with fewer events says too little
-    /// about the rate to enter a baseline. Default 20.
+    /// A window (or, for the seasonal and daily histories, an hour) with fewer events says too
+    /// little about the rate to enter a baseline. Default 20.
     pub min_events_for_baseline: u64,
     /// Qualifying windows needed before the recent baseline is used. Default 6.
     pub min_history: usize,
@@ -58,6 +81,18 @@ pub struct BaselineConfig {
     pub seasonal_weeks: usize,
     /// Weeks of an hour needed before its seasonal baseline is used. Default 2.
     pub seasonal_min_weeks: usize,
+    /// Days kept per hour of the day. Default 7: a week of days, long enough for the lower
+    /// median to outvote a bad day or two. 0 turns the daily baseline off.
+    pub daily_days: usize,
+    /// Earlier days of an hour needed before its daily baseline is used. Default 1: a day of
+    /// history is what ends the warm-up.
+    pub daily_min_days: usize,
+    /// No breach before a seasonal or daily baseline exists for the window's hour (the recent
+    /// baseline then only adds its spread). Default true: time of day is the largest source of
+    /// variation in touch-point failure rates; until a day of history exists the recent
+    /// baseline alone mistakes the daily rhythm for breaks. False: the recent median is the
+    /// expectation while neither exists, as before the daily baseline.
+    pub require_seasonal: bool,
 }
 
 impl Default for BaselineConfig {
@@ -68,6 +103,9 @@ impl Default for BaselineConfig {
             min_history: 6,
             seasonal_weeks: 4,
             seasonal_min_weeks: 2,
+            daily_days: 7,
+            daily_min_days: 1,
+            require_seasonal: true,
         }
     }
 }
@@ -75,7 +113,7 @@ impl Default for BaselineConfig {
 impl BaselineConfig {
     /// Rejects settings under which a baseline could never exist.
     pub fn validate(&self) -> Result<(), String> {
-        let (k, w) = (self.recent_windows, self.seasonal_weeks);
+        let (k, w, d) = (self.recent_windows, self.seasonal_weeks, self.daily_days);
         if self.min_history == 0 || self.min_history > k {
             return Err(format!(
                 "baseline.min_history must be 1 to recent_windows ({k})"
@@ -85,6 +123,14 @@ impl BaselineConfig {
             let m = "baseline.seasonal_min_weeks must be 1 to seasonal_weeks";
             return Err(format!("{m} ({w})"));
         }
+        if d > 0 && (self.daily_min_days == 0 || self.daily_min_days > d) {
+            let m = "baseline.daily_min_days must be 1 to daily_days";
+            return Err(format!("{m} ({d})"));
+        }
+        if self.require_seasonal && w == 0 && d == 0 {
+            let m = "baseline.require_seasonal needs seasonal_weeks or daily_days above 0";
+            return Err(m.to_owned());
+        }
         Ok(())
     }
 }
@@ -93,8 +139,12 @@ impl BaselineConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BaselineKind {
+    /// The median of the last windows.
     Recent,
+    /// This hour of the week in past weeks.
     Seasonal,
+    /// This hour of the day on past days.
+    Daily,
 }
 
 /// One robust estimate: a center rate and a σ-scaled spread around it.
@@ -102,11 +152,13 @@ pub enum BaselineKind {
 pub struct Estimate {
     pub center: f64,
     pub spread: f64,
-    /// Windows (recent) or weeks (seasonal) it rests on.
+    /// Windows (recent), weeks (seasonal) or days (daily) it rests on.
     pub samples: usize,
 }
 
-/// The expectation for one window, combined as the module docs say.
+/// The expectation for one window: `rate` is the seasonal center if there is one, else the
+/// daily center, else (only with `require_seasonal = false`) the recent median; `spread` is
+/// the largest spread of the three available. See the module docs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Baseline {
     pub rate: f64,
@@ -114,6 +166,7 @@ pub struct Baseline {
     pub kind: BaselineKind,
     pub recent: Option<Estimate>,
     pub seasonal: Option<Estimate>,
+    pub daily: Option<Estimate>,
 }
 
 /// Events and failures of a window or an hour.
@@ -151,13 +204,18 @@ pub fn hour_of_week(t: EventTime) -> u8 {
     how(hour_index(t))
 }
 
+/// Hour of the day, 0 = 00:00–01:00 UTC … 23 = 23:00–24:00 UTC.
+pub fn hour_of_day(t: EventTime) -> u8 {
+    hod(hour_index(t))
+}
+
 /// Weeks since Monday 1969-12-29 00:00 UTC.
 pub fn week_index(t: EventTime) -> i64 {
     week(hour_index(t))
 }
 
 // The epoch, Thursday 00:00 UTC, is hour 72 of a Monday-based week. rem_euclid keeps the hour
-// of the week in 0..168, so the cast is lossless.
+// of the week in 0..168 (of the day in 0..24), so the casts are lossless.
 fn how(hour: i64) -> u8 {
     (hour + 72).rem_euclid(168) as u8
 }
@@ -166,15 +224,55 @@ fn week(hour: i64) -> i64 {
     (hour + 72).div_euclid(168)
 }
 
+fn hod(hour: i64) -> u8 {
+    hour.rem_euclid(24) as u8
+}
+
+fn day(hour: i64) -> i64 {
+    hour.div_euclid(24)
+}
+
+/// The cycle a periodic history repeats over.
+#[derive(Clone, Copy, Debug)]
+enum Period {
+    Week,
+    Day,
+}
+
+impl Period {
+    /// The hour's place in the cycle (hour of the week or of the day).
+    fn slot(self, hour: i64) -> u8 {
+        match self {
+            Period::Week => how(hour),
+            Period::Day => hod(hour),
+        }
+    }
+
+    /// Which cycle the hour is in (weeks or days since the epoch).
+    fn index(self, hour: i64) -> i64 {
+        match self {
+            Period::Week => week(hour),
+            Period::Day => day(hour),
+        }
+    }
+}
+
+/// Slot of the cycle → that slot's hour in past cycles, oldest first.
+type History = BTreeMap<u8, VecDeque<Hour>>;
+
 /// The bounded history of one series. Windows must come in increasing start order (the
 /// alerting core sees to it); one from an hour before the one being summed is left out of the
-/// seasonal history rather than reopening a closed hour.
+/// seasonal and daily histories rather than reopening a closed hour.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesBaseline {
     /// Qualifying windows, oldest first.
     recent: VecDeque<Counts>,
     /// Hour of the week → that hour in past weeks, oldest first.
-    seasonal: BTreeMap<u8, VecDeque<Hour>>,
+    seasonal: History,
+    /// Hour of the day → that hour on past days, oldest first. Absent from state written
+    /// before it existed (version 1): empty then, until `trim` refills it.
+    #[serde(default)]
+    daily: History,
     /// The hour being summed; complete once a window of a later hour arrives.
     open: Option<Hour>,
 }
@@ -184,23 +282,40 @@ impl SeriesBaseline {
         Self::default()
     }
 
-    /// The baseline a window starting at `start` is compared with, from history before it.
+    /// The baseline a window starting at `start` is compared with, from history before it;
+    /// `None` while there is none (see the combined rule and the warm-up in the module docs).
     pub fn baseline(&self, cfg: &BaselineConfig, start: EventTime) -> Option<Baseline> {
+        let hour = hour_index(start);
         let recent = self.recent_estimate(cfg);
-        let seasonal = self.seasonal_estimate(cfg, start);
-        let (rate, kind) = match (seasonal, recent) {
-            (Some(s), _) => (s.center, BaselineKind::Seasonal),
-            (None, Some(r)) => (r.center, BaselineKind::Recent),
-            (None, None) => return None,
+        let seasonal = self.periodic_estimate(
+            cfg,
+            &self.seasonal,
+            Period::Week,
+            hour,
+            (cfg.seasonal_weeks, cfg.seasonal_min_weeks),
+        );
+        let daily = self.periodic_estimate(
+            cfg,
+            &self.daily,
+            Period::Day,
+            hour,
+            (cfg.daily_days, cfg.daily_min_days),
+        );
+        let (rate, kind) = match (seasonal, daily, recent) {
+            (Some(s), _, _) => (s.center, BaselineKind::Seasonal),
+            (None, Some(d), _) => (d.center, BaselineKind::Daily),
+            (None, None, Some(r)) if !cfg.require_seasonal => (r.center, BaselineKind::Recent),
+            _ => return None,
         };
-        let spread = recent.iter().chain(&seasonal).map(|e| e.spread);
-        let spread = spread.fold(0.0, f64::max);
+        let spread = [recent, seasonal, daily].into_iter().flatten();
+        let spread = spread.map(|e| e.spread).fold(0.0, f64::max);
         Some(Baseline {
             rate,
             spread,
             kind,
             recent,
             seasonal,
+            daily,
         })
     }
 
@@ -213,7 +328,8 @@ impl SeriesBaseline {
         }
     }
 
-    /// Adds a window to its hour; a window of a later hour closes and stores the open one.
+    /// Adds a window to its hour; a window of a later hour closes the open one and stores it
+    /// in the seasonal and daily histories (if it has enough events).
     pub fn observe_seasonal(&mut self, cfg: &BaselineConfig, start: EventTime, counts: Counts) {
         let hour = hour_index(start);
         match self.open.as_mut() {
@@ -226,28 +342,41 @@ impl SeriesBaseline {
             _ => {
                 let done = self.open.replace(Hour { hour, counts });
                 if let Some(done) = done.filter(|d| d.counts.events >= min_events(cfg)) {
-                    self.seasonal
-                        .entry(how(done.hour))
-                        .or_default()
-                        .push_back(done);
+                    if cfg.seasonal_weeks > 0 {
+                        let weeks = self.seasonal.entry(how(done.hour)).or_default();
+                        weeks.push_back(done);
+                    }
+                    if cfg.daily_days > 0 {
+                        self.daily
+                            .entry(hod(done.hour))
+                            .or_default()
+                            .push_back(done);
+                    }
                 }
                 self.trim(cfg);
             }
         }
     }
 
-    /// Drops what the configuration no longer allows (also after a restore).
+    /// Fits the history to the configuration (also after a restore): drops what it no longer
+    /// allows, and refills an empty daily history from the seasonal one, which holds the same
+    /// hour totals. That happens with state written before the daily history existed (or
+    /// under `daily_days = 0`): without it, such a series would have no daily baseline, and
+    /// with `require_seasonal` no alerts, for up to a day after an upgrade.
     pub fn trim(&mut self, cfg: &BaselineConfig) {
         while self.recent.len() > cfg.recent_windows {
             self.recent.pop_front();
         }
-        self.seasonal.retain(|_, weeks| {
-            while weeks.len() > cfg.seasonal_weeks {
-                weeks.pop_front();
+        keep_last(&mut self.seasonal, cfg.seasonal_weeks);
+        if cfg.daily_days > 0 && self.daily.is_empty() && !self.seasonal.is_empty() {
+            let mut hours: Vec<Hour> = self.seasonal.values().flatten().copied().collect();
+            hours.sort_by_key(|h| h.hour);
+            for h in hours {
+                self.daily.entry(hod(h.hour)).or_default().push_back(h);
             }
-            !weeks.is_empty()
-        });
-        if cfg.seasonal_weeks == 0 {
+        }
+        keep_last(&mut self.daily, cfg.daily_days);
+        if cfg.seasonal_weeks == 0 && cfg.daily_days == 0 {
             self.open = None;
         }
     }
@@ -263,24 +392,50 @@ impl SeriesBaseline {
         estimate(rates, cfg.min_history, median)
     }
 
-    fn seasonal_estimate(&self, cfg: &BaselineConfig, start: EventTime) -> Option<Estimate> {
-        let (hour, w) = (hour_index(start), cfg.seasonal_weeks);
-        let (h, now) = (how(hour), week(hour));
-        // An open hour that is over and is this hour of an earlier week is history too.
-        let open = self
-            .open
-            .filter(|o| o.hour < hour && how(o.hour) == h && o.counts.events >= min_events(cfg));
-        let stored = self.seasonal.get(&h).into_iter().flatten().copied();
-        let all: Vec<Hour> = stored.chain(open).collect();
-        // The last `w` entries, and only from the last `w` weeks: a series silent for months
-        // does not compare with last season.
-        let last = all.get(all.len().saturating_sub(w)..).unwrap_or_default();
-        let recent_weeks = last.iter().filter(|e| {
-            week(e.hour) < now && now - week(e.hour) <= i64::try_from(w).unwrap_or(i64::MAX)
+    /// The seasonal (`Period::Week`) or daily (`Period::Day`) estimate for `hour`: the lower
+    /// median over the last `keep` cycles before the current one, from `min` of them on.
+    fn periodic_estimate(
+        &self,
+        cfg: &BaselineConfig,
+        history: &History,
+        period: Period,
+        hour: i64,
+        (keep, min): (usize, usize),
+    ) -> Option<Estimate> {
+        if keep == 0 {
+            return None;
+        }
+        let (slot, now) = (period.slot(hour), period.index(hour));
+        // An open hour that is over and is this slot of an earlier cycle is history too. The
+        // hour in progress (`o.hour == hour`) is not: it would be its own baseline.
+        let open = self.open.filter(|o| {
+            o.hour < hour && period.slot(o.hour) == slot && o.counts.events >= min_events(cfg)
         });
-        let rates = recent_weeks.map(|e| e.counts.rate()).collect();
-        estimate(rates, cfg.seasonal_min_weeks, lower_median)
+        let stored = history.get(&slot).into_iter().flatten().copied();
+        let all: Vec<Hour> = stored.chain(open).collect();
+        // The last `keep` entries, and only from the last `keep` cycles before this one: a
+        // series silent for months does not compare with last season.
+        let last = all
+            .get(all.len().saturating_sub(keep)..)
+            .unwrap_or_default();
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let within = last.iter().filter(|e| {
+            let ago = now - period.index(e.hour);
+            ago > 0 && ago <= keep
+        });
+        let rates = within.map(|e| e.counts.rate()).collect();
+        estimate(rates, min, lower_median)
     }
+}
+
+/// Keeps the last `n` entries of every slot, and only slots that have some.
+fn keep_last(history: &mut History, n: usize) {
+    history.retain(|_, cycles| {
+        while cycles.len() > n {
+            cycles.pop_front();
+        }
+        !cycles.is_empty()
+    });
 }
 
 fn min_events(cfg: &BaselineConfig) -> u64 {
@@ -516,6 +671,31 @@ mod tests {
     }
 
     #[test]
+    fn hour_of_day_is_utc() {
+        assert_eq!(hour_of_day(EventTime(MONDAY)), 0);
+        let t = EventTime(MONDAY + 10 * HOUR_MS + 59 * MINUTE_MS);
+        assert_eq!(hour_of_day(t), 10);
+        assert_eq!(
+            hour_of_day(EventTime(MONDAY + 3 * DAY_MS + 23 * HOUR_MS)),
+            23
+        );
+        assert_eq!(hour_of_day(EventTime(MONDAY - 1)), 23);
+        assert_eq!(hour_of_day(EventTime(0)), 0);
+        assert_eq!(hour_of_day(EventTime(-1)), 23); // 1969-12-31 23:59:59.999
+        assert_eq!(
+            (
+                day(hour_index(EventTime(-1))),
+                day(hour_index(EventTime(0)))
+            ),
+            (-1, 0)
+        );
+        let _ = (
+            hour_of_day(EventTime::MIN),
+            hour_of_day(EventTime(i64::MAX)),
+        );
+    }
+
+    #[test]
     fn medians_and_mad() {
         assert_eq!(median(&mut []), None);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
@@ -533,7 +713,12 @@ mod tests {
 
     #[test]
     fn recent_needs_min_history_of_qualifying_windows_and_keeps_k() {
-        let cfg = BaselineConfig::default();
+        // The recent baseline alone is the expectation only without the warm-up, which the
+        // defaults have (checked at the end): this test is about the recent history.
+        let cfg = BaselineConfig {
+            require_seasonal: false,
+            ..BaselineConfig::default()
+        };
         let mut b = SeriesBaseline::new();
         let t = EventTime(MONDAY);
         for _ in 0..5 {
@@ -558,6 +743,8 @@ mod tests {
             (base.spread - 0.01 * MAD_TO_SIGMA).abs() < 1e-12,
             "{base:?}"
         );
+        // With the warm-up (the default) there is no baseline without a seasonal or daily one.
+        assert_eq!(b.baseline(&BaselineConfig::default(), t), None);
     }
 
     #[test]
@@ -628,14 +815,175 @@ mod tests {
             .expect("both");
         assert_eq!(next.kind, BaselineKind::Seasonal);
         assert!((next.rate - 0.03).abs() < 1e-12);
-        // Seasonal off: the recent median.
+        // The daily baseline of Monday 10:00 in week 3 has one day: week 2's Monday, 7 days
+        // before (weeks 0 and 1 are older than `daily_days`).
+        let d = base.daily.expect("daily");
+        assert_eq!((d.samples, d.spread), (1, 0.0));
+        assert!((d.center - 0.12).abs() < 1e-12, "{d:?}");
+        // Seasonal off: the daily center, and the larger spread of recent and daily (both 0).
         let off = BaselineConfig {
             seasonal_weeks: 0,
             ..cfg.clone()
         };
+        let base = b.baseline(&off, EventTime(ten + 3 * week)).expect("daily");
+        assert_eq!(base.kind, BaselineKind::Daily);
+        assert!((base.rate - 0.12).abs() < 1e-12);
+        assert_eq!((base.seasonal, base.spread), (None, 0.0));
+        // Daily off too: no baseline under the warm-up (a setting `validate` refuses, but
+        // evaluation must still cope), the recent median without it.
+        let off = BaselineConfig {
+            daily_days: 0,
+            ..off
+        };
+        assert_eq!(b.baseline(&off, EventTime(ten + 3 * week)), None);
+        let off = BaselineConfig {
+            require_seasonal: false,
+            ..off
+        };
         let base = b.baseline(&off, EventTime(ten + 3 * week)).expect("recent");
         assert_eq!(base.kind, BaselineKind::Recent);
         assert!((base.rate - 0.03).abs() < 1e-12);
+    }
+
+    #[test]
+    fn daily_learns_completed_hours_of_earlier_days_only() {
+        let cfg = BaselineConfig::default();
+        let mut b = SeriesBaseline::new();
+        let five = 5 * MINUTE_MS;
+        let eight = MONDAY + 8 * HOUR_MS;
+        let at = |d: i64, t: i64| EventTime(t + d * DAY_MS);
+        // Day 0, 08:00: twelve 5 min windows of 10 events, one failing: each window is too
+        // small for a baseline, the hour (120 events, 10%) is not. 09:00: 12 events in all,
+        // too few.
+        for i in 0..24 {
+            let counts = if i < 12 { c(10, 1) } else { c(1, 0) };
+            b.observe_seasonal(&cfg, at(0, eight + i * five), counts);
+        }
+        // Day 1, 08:00: a day of history, and only that.
+        let base = b.baseline(&cfg, at(1, eight)).expect("one day of 08:00");
+        assert_eq!(base.kind, BaselineKind::Daily);
+        assert!((base.rate - 0.1).abs() < 1e-12, "{base:?}");
+        let d = base.daily.expect("daily");
+        assert_eq!((d.samples, d.spread), (1, 0.0));
+        assert_eq!((base.seasonal, base.recent), (None, None));
+        assert_eq!(
+            b.baseline(&cfg, at(1, eight + HOUR_MS)),
+            None,
+            "09:00 too small"
+        );
+        // Day 1, 08:00-08:25 at 50%: the hour in progress is not its own baseline.
+        for i in 0..6 {
+            b.observe_seasonal(&cfg, at(1, eight + i * five), c(10, 5));
+        }
+        let mid = b.baseline(&cfg, at(1, eight + 6 * five)).expect("day 0");
+        assert_eq!(mid.rate, base.rate);
+        assert_eq!(mid.daily.map(|d| d.samples), Some(1));
+        // Once the hour is over it is history: day 2 sees days 0 and 1 (10% and 50%) and takes
+        // the lower; the deviations (0 and 0.4) give a lower-median spread of 0.
+        for i in 6..12 {
+            b.observe_seasonal(&cfg, at(1, eight + i * five), c(10, 5));
+        }
+        let two = b.baseline(&cfg, at(2, eight)).expect("two days");
+        let d = two.daily.expect("daily");
+        assert_eq!((d.samples, d.spread), (2, 0.0));
+        assert!((two.rate - 0.1).abs() < 1e-12, "{two:?}");
+        // daily_min_days = 2: day 1 has too few days, day 2 enough.
+        let strict = BaselineConfig {
+            daily_min_days: 2,
+            ..cfg.clone()
+        };
+        assert_eq!(b.baseline(&strict, at(1, eight)), None);
+        assert!(b.baseline(&strict, at(2, eight)).is_some());
+        // Day 8: day 1 is 7 days back, day 0 8 days: only day 1 (50%) counts. Day 9: none.
+        let late = b.baseline(&cfg, at(8, eight)).expect("day 1");
+        assert!((late.rate - 0.5).abs() < 1e-12, "{late:?}");
+        assert_eq!(late.daily.map(|d| d.samples), Some(1));
+        assert_eq!(b.baseline(&cfg, at(9, eight)), None);
+        // One 1 h window: its hour stays open until the next window, a day later, and counts
+        // then (it is over), but not for the window of its own hour.
+        let mut h = SeriesBaseline::new();
+        h.observe_seasonal(&cfg, at(0, eight), c(1000, 30));
+        assert_eq!(h.baseline(&cfg, at(0, eight)), None);
+        let next = h.baseline(&cfg, at(1, eight)).expect("open, over");
+        assert_eq!(next.kind, BaselineKind::Daily);
+        assert!((next.rate - 0.03).abs() < 1e-12);
+        // Daily off: nothing kept, nothing used.
+        let off = BaselineConfig {
+            daily_days: 0,
+            ..cfg.clone()
+        };
+        let mut o = SeriesBaseline::new();
+        o.observe_seasonal(&off, at(0, eight), c(1000, 30));
+        o.observe_seasonal(&off, at(0, eight + HOUR_MS), c(1000, 30));
+        assert!(o.daily.is_empty());
+        assert_eq!(o.baseline(&off, at(1, eight)), None);
+    }
+
+    #[test]
+    fn seasonal_center_wins_over_daily_and_the_largest_spread_counts() {
+        let cfg = BaselineConfig::default();
+        let mut b = SeriesBaseline::new();
+        let ten = MONDAY + 10 * HOUR_MS;
+        // Monday 10:00 at 20% in weeks 0 and 1. Every other day at 10:00: 2%, 3%, 4%, 5%, 2%,
+        // 3% (Tuesday to Sunday of week 1).
+        b.observe_seasonal(&cfg, EventTime(ten), c(1000, 200));
+        for (d, f) in [
+            (7, 200),
+            (8, 20),
+            (9, 30),
+            (10, 40),
+            (11, 50),
+            (12, 20),
+            (13, 30),
+        ] {
+            b.observe_seasonal(&cfg, EventTime(ten + d * DAY_MS), c(1000, f));
+        }
+        // Monday of week 2: seasonal 20% (spread 0); daily over the last 7 days: 20, 2, 3, 4,
+        // 5, 2, 3 -> lower median 3%, deviations 17, 1, 0, 1, 2, 1, 0 -> 1% -> spread 1.48%.
+        let base = b
+            .baseline(&cfg, EventTime(ten + 14 * DAY_MS))
+            .expect("both");
+        assert_eq!(base.kind, BaselineKind::Seasonal);
+        assert!((base.rate - 0.2).abs() < 1e-12, "{base:?}");
+        let (s, d) = (base.seasonal.expect("s"), base.daily.expect("d"));
+        assert_eq!((s.samples, s.spread), (2, 0.0));
+        assert_eq!(d.samples, 7);
+        assert!((d.center - 0.03).abs() < 1e-12, "{d:?}");
+        assert!((d.spread - 0.01 * MAD_TO_SIGMA).abs() < 1e-12, "{d:?}");
+        assert_eq!(base.spread, d.spread);
+        // Tuesday of week 2: no seasonal (one Tuesday); the daily, now without Monday's 20%.
+        let tue = b
+            .baseline(&cfg, EventTime(ten + 15 * DAY_MS))
+            .expect("daily");
+        assert_eq!(tue.kind, BaselineKind::Daily);
+        assert_eq!(tue.daily.map(|d| d.samples), Some(6));
+    }
+
+    #[test]
+    fn state_without_a_daily_history_gets_it_back_from_the_seasonal_one() {
+        let cfg = BaselineConfig::default();
+        let mut b = SeriesBaseline::new();
+        // Ten days of hourly windows from Monday 00:00 (only one week: no seasonal baseline).
+        let mut t = MONDAY;
+        for i in 0..(10 * 24) {
+            b.observe_seasonal(&cfg, EventTime(t), c(100 + i % 7, i % 11));
+            t += HOUR_MS;
+        }
+        assert!(b.daily.values().all(|d| d.len() == 7));
+        // State as version 1 wrote it: no `daily` field.
+        let mut json = serde_json::to_value(&b).expect("json");
+        let removed = json.as_object_mut().and_then(|o| o.remove("daily"));
+        assert!(removed.is_some());
+        let mut old: SeriesBaseline = serde_json::from_value(json).expect("reads");
+        assert!(old.daily.is_empty());
+        assert_eq!(old.baseline(&cfg, EventTime(t)), None);
+        // The restore trims, which refills it: exactly the history learnt live.
+        old.trim(&cfg);
+        assert_eq!(old, b);
+        assert_eq!(
+            old.baseline(&cfg, EventTime(t)).map(|b| b.kind),
+            Some(BaselineKind::Daily)
+        );
     }
 
     #[test]
@@ -649,9 +997,12 @@ mod tests {
             b.push_recent(&cfg, c(100 + i % 7, i % 11));
             t += HOUR_MS;
         }
+        // K + 168 x seasonal_weeks + 24 x daily_days entries.
         assert_eq!(b.recent.len(), 12);
         assert_eq!(b.seasonal.len(), 168);
         assert!(b.seasonal.values().all(|w| w.len() == 4));
+        assert_eq!(b.daily.len(), 24);
+        assert!(b.daily.values().all(|d| d.len() == 7));
         let json = serde_json::to_string(&b).expect("serialize");
         let back: SeriesBaseline = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, b);
@@ -663,12 +1014,22 @@ mod tests {
         let small = BaselineConfig {
             recent_windows: 6,
             seasonal_weeks: 2,
+            daily_days: 3,
             ..cfg
         };
         let mut back = back;
         back.trim(&small);
         assert_eq!(back.recent.len(), 6);
         assert!(back.seasonal.values().all(|w| w.len() == 2));
+        assert!(back.daily.values().all(|d| d.len() == 3));
+        assert!(back.open.is_some());
+        // Both periodic histories off: the open hour goes too.
+        back.trim(&BaselineConfig {
+            seasonal_weeks: 0,
+            daily_days: 0,
+            ..small
+        });
+        assert!(back.seasonal.is_empty() && back.daily.is_empty() && back.open.is_none());
     }
 
     fn close(got: f64, want: f64, rel: f64) -> bool {
@@ -765,5 +1126,35 @@ mod tests {
             ..BaselineConfig::default()
         };
         assert!(bad.validate().is_err());
+        for (days, min) in [(7, 0), (7, 8)] {
+            let bad = BaselineConfig {
+                daily_days: days,
+                daily_min_days: min,
+                ..BaselineConfig::default()
+            };
+            assert!(bad.validate().is_err(), "{days} {min}");
+        }
+        // Daily off is fine while the seasonal baseline can end the warm-up; both off only
+        // without the warm-up.
+        let daily_off = BaselineConfig {
+            daily_days: 0,
+            daily_min_days: 0,
+            ..BaselineConfig::default()
+        };
+        assert_eq!(daily_off.validate(), Ok(()));
+        let both_off = BaselineConfig {
+            seasonal_weeks: 0,
+            ..daily_off
+        };
+        assert!(both_off.validate().is_err());
+        let recent = BaselineConfig {
+            require_seasonal: false,
+            ..both_off
+        };
+        assert_eq!(recent.validate(), Ok(()));
+        // Older configuration files without the new fields read with the defaults.
+        let old: BaselineConfig =
+            serde_json::from_str(r#"{"recent_windows":12,"seasonal_weeks":4}"#).expect("old");
+        assert_eq!(old, BaselineConfig::default());
     }
 }

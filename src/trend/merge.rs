@@ -173,7 +173,7 @@ pub struct Merger {
     /// width → start → window.
     windows: BTreeMap<i64, BTreeMap<i64, Win>>,
     /// source → width → the source's `closed_before_ms`.
-    marks: BTreeMap<String, BTreeMap<i64, i64>>,
+    marks: BTreeMap<String, BTreeMap<i64, Coverage>>,
     /// width → windows starting before this that are not in `windows` are finished and evicted.
     forgotten_before: BTreeMap<i64, i64>,
     abandoned: u64,
@@ -235,11 +235,44 @@ fn window_ok(width: i64, start: i64) -> bool {
 }
 
 /// Distinct sources whose marker covers window `(width, start)`.
-fn reported(marks: &BTreeMap<String, BTreeMap<i64, i64>>, width: i64, start: i64) -> usize {
+fn reported(marks: &BTreeMap<String, BTreeMap<i64, Coverage>>, width: i64, start: i64) -> usize {
     marks
         .values()
-        .filter(|m| m.get(&width).is_some_and(|&cb| cb > start))
+        .filter(|m| m.get(&width).is_some_and(|c| c.covers(start)))
         .count()
+}
+
+/// The window starts a source has closed, as sorted, disjoint `[from, before)` ranges.
+///
+/// A marker speaks only for the windows its own close call closed, not for everything
+/// before it: the host may deliver one close call's records while an earlier call's are still
+/// in flight, so a later marker can arrive before an earlier call's partials. Successive
+/// markers of a source are adjacent, so the ranges normally merge into one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage(Vec<(i64, i64)>);
+
+impl Coverage {
+    /// Adds `[from, before)`; `from = None` means from the beginning of time.
+    pub fn add(&mut self, from: Option<i64>, before: i64) {
+        let from = from.unwrap_or(i64::MIN);
+        if from >= before {
+            return;
+        }
+        self.0.push((from, before));
+        self.0.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.0.len());
+        for (f, b) in self.0.drain(..) {
+            match merged.last_mut() {
+                Some(last) if f <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((f, b)),
+            }
+        }
+        self.0 = merged;
+    }
+
+    pub fn covers(&self, start: i64) -> bool {
+        self.0.iter().any(|&(f, b)| f <= start && start < b)
+    }
 }
 
 impl DimState {
@@ -375,6 +408,15 @@ impl Merger {
             .count()
     }
 
+    /// Whether window `(width_ms, start_ms)` is known and still waiting for sources (the
+    /// host holds the commit of its partials until it is not).
+    pub fn is_pending(&self, width_ms: i64, start_ms: i64) -> bool {
+        self.windows
+            .get(&width_ms)
+            .and_then(|w| w.get(&start_ms))
+            .is_some_and(|w| !w.finished)
+    }
+
     /// Takes one record from the partials topic.
     pub fn add(&mut self, rec: PartialRecord, now_wall: EventTime, out: &mut Vec<Snapshot>) {
         let mut emitted = Vec::new();
@@ -397,11 +439,13 @@ impl Merger {
             PartialRecord::Closed {
                 source,
                 width_ms,
+                closed_from_ms,
                 closed_before_ms,
                 totals,
             } => self.on_closed(
                 source,
                 width_ms,
+                closed_from_ms,
                 closed_before_ms,
                 totals,
                 now_wall.0,
@@ -519,10 +563,12 @@ impl Merger {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_closed(
         &mut self,
         source: String,
         width: i64,
+        closed_from: Option<i64>,
         closed_before: i64,
         totals: Vec<WindowTotal>,
         now: i64,
@@ -532,17 +578,17 @@ impl Merger {
             self.ignored = self.ignored.saturating_add(1);
             return;
         }
-        let mark = self
-            .marks
+        self.marks
             .entry(source.clone())
             .or_default()
             .entry(width)
-            .or_insert(closed_before);
-        *mark = (*mark).max(closed_before);
+            .or_default()
+            .add(closed_from, closed_before);
         let mut changed = Vec::new();
         for t in totals {
             // A marker only speaks for the windows it closes.
-            if t.start_ms >= closed_before || !window_ok(width, t.start_ms) {
+            let from = closed_from.unwrap_or(i64::MIN);
+            if t.start_ms >= closed_before || t.start_ms < from || !window_ok(width, t.start_ms) {
                 continue;
             }
             if let Some(win) = self.window(width, t.start_ms, now) {
@@ -738,6 +784,7 @@ mod tests {
         let edge = PartialRecord::Closed {
             source: "p0".into(),
             width_ms: W,
+            closed_from_ms: None,
             closed_before_ms: W,
             totals: vec![],
         };
@@ -1198,6 +1245,7 @@ mod tests {
         let totals_only = PartialRecord::Closed {
             source: "p0".into(),
             width_ms: W,
+            closed_from_ms: None,
             closed_before_ms: 2 * W,
             totals: vec![WindowTotal {
                 start_ms: W,
@@ -1231,6 +1279,50 @@ mod tests {
                 ("channel_touchpoint=web/invoice".into(), 3, true, 2, 2),
             ]
         );
+    }
+
+    /// The host may deliver a later close call's records before an earlier one's (they are
+    /// in flight at once): a marker must not complete windows whose partials it did not
+    /// follow.
+    #[test]
+    fn a_later_marker_arriving_first_does_not_complete_earlier_windows() {
+        let calls = |source: &str, customer: &'static str| {
+            let mut p = PartitionTrends::new(vec![Millis(W)], Millis(0));
+            p.record(&ev(1, customer, "web", true, "v"));
+            let mut first = Vec::new();
+            p.close_until(EventTime(W), source, &mut first);
+            p.record(&ev(W + 1, customer, "web", false, "v"));
+            let mut second = Vec::new();
+            p.close_until(EventTime(2 * W), source, &mut second);
+            (first, second)
+        };
+        let (a1, a2) = calls("p0", "a");
+        let (b1, b2) = calls("p1", "b");
+        let mut m = Merger::new(2, Millis(WAIT));
+        let mut out = feed(&mut m, &a1, 0);
+        out.extend(feed(&mut m, &a2, 0));
+        // p1's second close call is delivered before its first.
+        out.extend(feed(&mut m, &b2, 0));
+        assert!(
+            out.iter()
+                .all(|s| s.window_start == EventTime(W).to_rfc3339()),
+            "only the window both second calls closed is complete: {out:?}"
+        );
+        assert_eq!(out.len(), 2);
+        assert!(
+            m.is_pending(W, 0),
+            "the first window waits for p1's partials"
+        );
+        let out = feed(&mut m, &b1, 0);
+        assert_eq!(
+            out.len(),
+            3,
+            "channel, channel x touch-point, failure type: {out:?}"
+        );
+        for s in &out {
+            assert_eq!((s.failures, s.customers, s.revision), (2, 2, 1));
+            assert!(s.complete);
+        }
     }
 
     #[test]
@@ -1309,6 +1401,7 @@ mod tests {
         let closed = PartialRecord::Closed {
             source: "p".into(),
             width_ms: 0,
+            closed_from_ms: None,
             closed_before_ms: 5,
             totals: vec![],
         };

@@ -378,12 +378,16 @@ pub enum PartialRecord {
         dimension: Dimension,
         agg: Box<Agg>,
     },
-    /// Every window of `width_ms` with start < `closed_before_ms` is final for `source`;
-    /// `totals` lists the source's event count for each window closed by this marker that
-    /// had events (denominator of failure-type rates).
+    /// Every window of `width_ms` with `closed_from_ms <= start < closed_before_ms` is final
+    /// for `source` (no `closed_from_ms`: every window before `closed_before_ms`): exactly the
+    /// windows of the close call that sent it, whose partials went out before it. `totals`
+    /// lists the source's event count for each window closed by this marker that had events
+    /// (denominator of failure-type rates).
     Closed {
         source: String,
         width_ms: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed_from_ms: Option<i64>,
         closed_before_ms: i64,
         #[serde(default)]
         totals: Vec<WindowTotal>,
@@ -539,10 +543,11 @@ impl PartitionTrends {
                     });
                 }
             }
-            w.closed_before_ms = Some(closed_before);
+            let closed_from = w.closed_before_ms.replace(closed_before);
             markers.push(PartialRecord::Closed {
                 source: source.to_owned(),
                 width_ms: w.width_ms,
+                closed_from_ms: closed_from,
                 closed_before_ms: closed_before,
                 totals,
             });
