@@ -3,7 +3,7 @@
 
 use amends::app;
 use amends::domain::{EventTime, Millis};
-use amends::sim::SimConfig;
+use amends::sim::{OutcomeConfig, SimConfig, Spike};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ enum Command {
         output: Option<PathBuf>,
         #[arg(long, default_value = "touchpoints")]
         topic: String,
-        /// Number of customers (about 12 events each per simulated day).
+        /// Number of customers (about 10 events each per simulated day).
         #[arg(long)]
         customers: Option<usize>,
         /// Aim for about this many events instead (chooses the number of customers).
@@ -80,6 +80,18 @@ enum Command {
         /// Insert one poison record every N records (0: none).
         #[arg(long, default_value_t = 0)]
         poison_every: usize,
+        /// A failure spike: the channel's operational steps performed in the window fail FACTOR
+        /// times as often (capped at certainty), e.g. 2026-11-21T14:00:00Z,30m,billing,6.
+        /// CHANNEL is sales, billing, shipping or service.
+        #[arg(long, value_name = "START,DURATION,CHANNEL,FACTOR", value_parser = Spike::parse)]
+        spike: Option<Spike>,
+        /// With --output: also run the written events through the detection (as `replay`
+        /// does) and write the recovery outcomes case tools report for its tasks to FILE.
+        #[arg(long, value_name = "FILE", requires = "output")]
+        outcomes: Option<PathBuf>,
+        /// Config for the detection behind --outcomes (default: the embedded defaults).
+        #[arg(long, value_name = "FILE", requires = "outcomes")]
+        config: Option<PathBuf>,
     },
     /// Validate a config file (with AMENDS_* environment overrides) and print what it resolves to.
     CheckConfig {
@@ -187,6 +199,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             start,
             duration,
             poison_every,
+            spike,
+            outcomes,
+            config,
         } => {
             let mut cfg = match events {
                 Some(n) => SimConfig::for_events(n),
@@ -202,11 +217,52 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             cfg.duration =
                 Millis::parse(&duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
             cfg.poison_every = poison_every;
+            // clap drops `requires = "output"` when --brokers (which conflicts with --output)
+            // is given, so this is checked here.
+            if outcomes.is_some() && output.is_none() {
+                anyhow::bail!(
+                    "--outcomes needs --output: outcomes answer the tasks amends finds in the written file (against a cluster, produce them once amends has emitted its tasks)"
+                );
+            }
+            if let Some(s) = &spike {
+                let end = cfg.start.plus(cfg.duration);
+                if !s.overlaps(cfg.start, end) {
+                    anyhow::bail!(
+                        "--spike: the window {} to {} lies outside the simulated period {} to {end} (see --start and --duration)",
+                        s.start,
+                        s.end(),
+                        cfg.start
+                    );
+                }
+            }
+            cfg.spike = spike;
+            let (seed, spike) = (cfg.seed, cfg.spike.clone());
             match (brokers, output) {
                 (_, Some(path)) => {
-                    let n = app::simulate::to_file(cfg, &path)
+                    let w = app::simulate::to_file(cfg, &path)
                         .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote {n} records to {}", path.display());
+                    eprintln!("wrote {} records to {}", w.records, path.display());
+                    if let Some(s) = &spike {
+                        eprintln!(
+                            "spike: {} failures on {} between {} and {}",
+                            w.stats.spike_failures,
+                            s.channel,
+                            s.start,
+                            s.end()
+                        );
+                    }
+                    if let Some(out) = outcomes {
+                        let detect = app::load_config(config.as_deref(), env_vars())?;
+                        let summary = app::simulate::outcomes_to_file(
+                            &detect,
+                            &path,
+                            &OutcomeConfig::default(),
+                            seed,
+                            &out,
+                        )
+                        .with_context(|| format!("writing outcomes to {}", out.display()))?;
+                        eprintln!("outcomes: {summary}; in {}", out.display());
+                    }
                 }
                 (Some(b), None) => {
                     let p = runtime()?

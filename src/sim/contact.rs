@@ -108,7 +108,7 @@ impl Gen<'_> {
         let t_resolved = t_reply + self.rng.skewed(10 * MINUTE_MS, 30 * HOUR_MS);
         let e = step(self, Kind::TicketResolved, t_resolved);
         self.push(e);
-        if !self.rng.chance(self.f() * 2.5) {
+        if !self.fails(Kind::TicketReopened, 2.5, t_resolved) {
             return t_resolved;
         }
         let t_reopen = t_resolved + self.rng.skewed(HOUR_MS, 3 * DAY_MS);
@@ -138,7 +138,7 @@ impl Gen<'_> {
         // The telephony system often knows the caller's number, not their profile.
         let profile = self.rng.chance(0.7);
         let call = PhoneCall { j, queue, profile };
-        if self.rng.chance(self.f() * 3.0) {
+        if self.fails(Kind::CallAbandoned, 3.0, t) {
             let wait_s = self.rng.between(90, 900);
             let cause = self.cause([0.75, 0.05, 0.2]);
             self.phone_step(call, Kind::CallAbandoned, t, wait_s, cause);

@@ -6,12 +6,14 @@
 //! simulated window are kept. Journeys start up to [`LEAD_IN_MS`] before the window so that the
 //! window opens on a steady state (parcels already on their way) rather than on an empty shop.
 //!
-//! `f` below is `SimConfig::failure_rate`; each operational step fails with `f` times a
-//! step-specific factor (deliveries fail more often than refunds do).
+//! Each operational step fails with `SimConfig::failure_rate` times a step-specific factor
+//! (deliveries fail more often than refunds do), drawn by [`Gen::fails`], which also applies an
+//! injected spike (`spike.rs`) to the steps of its channel performed inside its window.
 
 use super::customer::Customer;
 use super::event::*;
 use super::rng::Rng;
+use super::spike::SpikeWindow;
 use crate::domain::time::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 
 /// How long before the window journeys may start. Longer than almost every journey.
@@ -43,12 +45,13 @@ const R_FAILED_DELIVERY: u8 = 1;
 const R_DISPUTE: u8 = 2;
 const R_CANCELLATION: u8 = 3;
 
-/// The simulated window and the failure rate, shared by every customer's generator.
+/// The simulated window, the failure rate and any spike, shared by every customer's generator.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Window {
     pub start: i64,
     pub end: i64,
     pub failure_rate: f64,
+    pub spike: Option<SpikeWindow>,
 }
 
 /// Generates one customer's events into a shared buffer.
@@ -87,8 +90,28 @@ impl Gen<'_> {
         }
     }
 
-    pub(crate) fn f(&self) -> f64 {
-        self.window.failure_rate
+    /// The probability that an operational step fails: the failure rate times the step's
+    /// `factor`, times the spike's factor (capped at 1) when the step belongs to the spike's
+    /// channel and is performed inside its window. `kind` is the failure the step would
+    /// produce (for a late step, the step that comes late), which gives its channel; `t` is when
+    /// the step at fault is performed. For a failure that surfaces at once (a declined payment,
+    /// a failed delivery, a failed refund, an abandoned call) that is the failure's own time;
+    /// for one that surfaces later it is the faulty step's: the invoice behind a dispute, the
+    /// resolution behind a reopened ticket, the order behind a cancellation or a late dispatch,
+    /// the scheduling behind a late delivery.
+    pub(crate) fn p_fail(&self, kind: Kind, factor: f64, t: i64) -> f64 {
+        let p = self.window.failure_rate * factor;
+        match self.window.spike {
+            Some(s) if s.covers(kind, t) => (p * s.factor).min(1.0),
+            _ => p,
+        }
+    }
+
+    /// Draws whether a step fails with [`Gen::p_fail`]. One draw whatever the probability, so a
+    /// spike changes the random stream only where it changes an outcome.
+    pub(crate) fn fails(&mut self, kind: Kind, factor: f64, t: i64) -> bool {
+        let p = self.p_fail(kind, factor, t);
+        self.rng.chance(p)
     }
 
     pub(crate) fn journey(&mut self, kind: RefKind) -> u32 {
@@ -193,7 +216,7 @@ impl Gen<'_> {
             self.push(c);
             return;
         }
-        if self.rng.chance(self.f() * 0.4) {
+        if self.fails(Kind::OrderCancelled, 0.4, t) {
             // Cancelled by the company before dispatch: out of stock, pricing error.
             let delay = self.rng.skewed(HOUR_MS, 30 * HOUR_MS);
             t = self.business(t + delay, 6, 22);
@@ -216,7 +239,7 @@ impl Gen<'_> {
 
         // Dispatch: usually well within the promise; sometimes days late (a missed promise
         // with no failure event: the engine has to notice the absence).
-        let late = self.rng.chance(self.f() * 0.5);
+        let late = self.fails(Kind::OrderShipped, 0.5, t);
         let wait = if late {
             self.rng.between(50 * HOUR_MS, 90 * HOUR_MS)
         } else {
@@ -249,7 +272,7 @@ impl Gen<'_> {
         let p_dispute = if delivery_failed {
             0.15
         } else {
-            self.f() * 0.4
+            self.p_fail(Kind::InvoiceDisputed, 0.4, t_inv)
         };
         if self.rng.chance(p_dispute) {
             let td = t_end + self.rng.skewed(2 * HOUR_MS, 4 * DAY_MS);
@@ -278,7 +301,7 @@ impl Gen<'_> {
         failures: &mut u32,
     ) -> bool {
         for attempt in 1..=3u16 {
-            if self.rng.chance(self.f() * 1.25) {
+            if self.fails(Kind::PaymentDeclined, 1.25, *t) {
                 let mut d = self.ev(Kind::PaymentDeclined, *t, j);
                 d.cause = self.cause([0.4, 0.45, 0.15]);
                 d.b = self.reason(&DECLINE_CODES, d.cause);
@@ -332,12 +355,12 @@ impl Gen<'_> {
             s.a = carrier;
             s.n = attempt;
             self.push(s);
-            let late = self.rng.chance(self.f() * 0.4);
+            let late = self.fails(Kind::Delivered, 0.4, t);
             let t_try = day * DAY_MS
                 + 8 * HOUR_MS
                 + self.rng.between(0, 10 * HOUR_MS)
                 + if late { DAY_MS } else { 0 };
-            if self.rng.chance(self.f() * 1.75) {
+            if self.fails(Kind::DeliveryFailed, 1.75, t_try) {
                 let mut fl = self.ev(Kind::DeliveryFailed, t_try, j);
                 fl.cause = self.cause([0.62, 0.28, 0.1]);
                 fl.b = self.reason(&DELIVERY_FAILURES, fl.cause);
@@ -403,7 +426,7 @@ impl Gen<'_> {
     /// A refund; a failed one is retried a day or two later.
     fn refund(&mut self, j: u32, t: i64, method: u8, cents: u32, reason: u8, failures: &mut u32) {
         let mut t = t;
-        if self.rng.chance(self.f() * 1.5) {
+        if self.fails(Kind::RefundFailed, 1.5, t) {
             let mut r = self.ev(Kind::RefundFailed, t, j);
             r.cause = self.cause([0.6, 0.25, 0.15]);
             r.b = self.reason(&REFUND_FAILURES, r.cause);
@@ -434,7 +457,7 @@ impl Gen<'_> {
         inv.a = self.rng.weighted(&[0.3, 0.6, 0.1]) as u8;
         self.push(inv);
         let mut failures = 0;
-        if self.rng.chance(self.f() * 0.6) {
+        if self.fails(Kind::InvoiceDisputed, 0.6, t) {
             let td = t + self.rng.skewed(2 * HOUR_MS, 5 * DAY_MS);
             self.dispute(j, td, M_BANK_TRANSFER, cents, false, &mut failures);
             return;

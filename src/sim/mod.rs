@@ -7,24 +7,33 @@
 //! order with the faults a real topic has: some events arrive late, a few twice, and poison
 //! records can be interleaved. Output is byte-identical for the same [`SimConfig`].
 //!
+//! A [`Spike`] raises one channel's failure rate for a while, for trend detection to find.
+//! [`outcomes_for`] closes the loop: given the tasks amends emitted for the traffic, it draws
+//! what the case tools report back ([`SimOutcome`], the recovery-outcome contract).
+//!
 //! Volume: about [`EVENTS_PER_CUSTOMER_DAY`] events per simulated customer per day (the
 //! population is the customers active around the simulated period), about 3-4 % of them
 //! failures. [`SimConfig::for_events`] picks the population for a target count.
 //!
 //! Layout: `customer.rs` (profiles), `journey.rs` and `contact.rs` (what happens),
-//! `event.rs` (the compact event and its JSON), `poison.rs`, `rng.rs`. Nothing in here reads
-//! the wall clock, the environment or global state, and nothing here knows about Kafka.
+//! `event.rs` (the compact event and its JSON), `spike.rs`, `outcome.rs` (recovery outcomes),
+//! `poison.rs`, `rng.rs`. Nothing in here reads the wall clock, the environment or global
+//! state, and nothing here knows about Kafka.
 
 mod contact;
 mod customer;
 mod event;
 mod journey;
+mod outcome;
 mod poison;
 mod rng;
+mod spike;
 #[cfg(test)]
 mod tests;
 
+pub use outcome::{outcomes_for, write_outcomes_jsonl, OutcomeConfig, OutcomeSummary, SimOutcome};
 pub use poison::{poison_payload, PoisonKind};
+pub use spike::{Spike, SIM_CHANNELS};
 
 use crate::domain::time::{days_from_civil, DAY_MS, MINUTE_MS, SECOND_MS};
 use crate::domain::{EventTime, Millis};
@@ -32,15 +41,17 @@ use customer::Customer;
 use event::{Ev, RefKind, Scratch, NO_JOURNEY};
 use journey::{Gen, Window};
 use rng::Rng;
+use spike::SpikeWindow;
 use std::io::{self, Write};
 
 /// Distinct events per simulated customer per simulated day, at the default failure rate
 /// (measured over 100,000 customer-days; individual customers vary a lot, from none to dozens).
 pub const EVENTS_PER_CUSTOMER_DAY: f64 = 9.6;
 
-/// Random streams: one per customer, one for the delivery order.
+/// Random streams: one per customer, one for the delivery order, one per task's outcome.
 const STREAM_CUSTOMERS: u64 = 1;
 const STREAM_DELIVERY: u64 = 2;
+const STREAM_OUTCOMES: u64 = 3;
 
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +73,8 @@ pub struct SimConfig {
     pub duplicate_rate: f64,
     /// Insert one poison record after every N records; 0 = none. Default 0.
     pub poison_every: usize,
+    /// A window in which one channel fails more often. Default none.
+    pub spike: Option<Spike>,
 }
 
 impl Default for SimConfig {
@@ -75,6 +88,7 @@ impl Default for SimConfig {
             out_of_order_rate: 0.02,
             duplicate_rate: 0.005,
             poison_every: 0,
+            spike: None,
         }
     }
 }
@@ -128,6 +142,9 @@ pub struct SimStats {
     /// Second deliveries of an event.
     pub duplicates: usize,
     pub poison: usize,
+    /// Failures (`outcome: failure`) on the spike's channel that occurred inside its window;
+    /// 0 without a spike.
+    pub spike_failures: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -162,6 +179,7 @@ impl Simulator {
             start: cfg.start.0,
             end: cfg.start.0.saturating_add(cfg.duration.0.max(0)),
             failure_rate: rate(cfg.failure_rate),
+            spike: cfg.spike.as_ref().and_then(SpikeWindow::new),
         };
         let mut customers = Vec::with_capacity(cfg.customers);
         let mut events = Vec::with_capacity(cfg.expected_events() + cfg.expected_events() / 8);
@@ -203,6 +221,9 @@ impl Simulator {
         };
         let deliveries = delivery_order(&cfg, &events, &mut stats);
         stats.failures = events.iter().filter(|e| e.kind.is_failure()).count();
+        if let Some(s) = window.spike {
+            stats.spike_failures = events.iter().filter(|e| s.counts(e.kind, e.t)).count();
+        }
         stats.detractors = events
             .iter()
             .filter(|e| e.score > 0 && e.score <= 2)

@@ -384,6 +384,17 @@ fn edge_configs_do_not_panic() {
             ..SimConfig::default()
         },
         SimConfig {
+            customers: 20,
+            spike: spike("2026-11-21T00:00:00Z,24h,service,1000"),
+            ..SimConfig::default()
+        },
+        SimConfig {
+            customers: 20,
+            failure_rate: 1.0,
+            spike: spike("2026-11-20T00:00:00Z,72h,shipping,0"),
+            ..SimConfig::default()
+        },
+        SimConfig {
             customers: 3,
             duration: Millis::from_days(30),
             ..SimConfig::default()
@@ -445,4 +456,196 @@ fn summary() {
             );
         }
     }
+}
+
+/// FNV-1a, 64 bits, over a whole output: a stable fingerprint of the generator's bytes.
+fn fingerprint(bytes: &[u8]) -> (u64, usize) {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h, bytes.len())
+}
+
+fn jsonl(cfg: SimConfig) -> Vec<u8> {
+    let mut out = Vec::new();
+    Simulator::new(cfg).write_jsonl(&mut out).unwrap();
+    out
+}
+
+/// Three days at five times the default failure rate: every failure branch is taken often.
+fn failure_heavy() -> SimConfig {
+    SimConfig {
+        customers: 300,
+        duration: Millis::from_days(3),
+        failure_rate: 0.2,
+        ..SimConfig::default()
+    }
+}
+
+fn spike(s: &str) -> Option<Spike> {
+    Some(Spike::parse(s).unwrap())
+}
+
+#[test]
+fn without_a_spike_the_bytes_are_those_of_the_generator_before_spikes() {
+    // Fingerprints of the generator's output before spikes existed (commit 232d3f5). They change
+    // only when the generator changes on purpose; then update them here.
+    assert_eq!(
+        fingerprint(&jsonl(small(7, 40))),
+        (0x8da0_d4aa_26d0_66c5, 5_781_366)
+    );
+    let plain = jsonl(failure_heavy());
+    assert_eq!(fingerprint(&plain), (0x3ca6_90ec_7e79_d7ab, 3_943_586));
+    // A spike that turns no step into a failure changes no byte: a window a month later (and
+    // so after every journey), a factor of 1 (p x 1 = p exactly), a window before every
+    // journey's start.
+    for s in [
+        "2026-12-21T00:00:00Z,24h,billing,6",
+        "2026-11-21T00:00:00Z,72h,shipping,1",
+        "2026-11-01T00:00:00Z,24h,service,6",
+    ] {
+        let spiked = jsonl(SimConfig {
+            spike: spike(s),
+            ..failure_heavy()
+        });
+        assert!(spiked == plain, "spike {s} changed the output");
+    }
+}
+
+#[test]
+fn the_spike_multiplies_step_probabilities_in_its_window_and_channel_only() {
+    let s = Spike::parse("2026-11-21T14:00:00Z,30m,billing,6").unwrap();
+    let cfg = SimConfig::default();
+    let mut rng = Rng::new(1);
+    let cust = Customer::generate(0, cfg.start.0, &mut rng);
+    let (mut out, mut journeys) = (Vec::new(), Vec::new());
+    let mut g = Gen {
+        rng,
+        window: Window {
+            start: cfg.start.0,
+            end: cfg.start.plus(cfg.duration).0,
+            failure_rate: 0.04,
+            spike: spike::SpikeWindow::new(&s),
+        },
+        index: 0,
+        cust: &cust,
+        out: &mut out,
+        journeys: &mut journeys,
+    };
+    let (t, end) = (s.start.0, s.end().0);
+    use event::Kind::*;
+    assert_eq!(g.p_fail(PaymentDeclined, 1.25, t), 0.04 * 1.25 * 6.0);
+    assert_eq!(g.p_fail(RefundFailed, 1.5, end - 1), 0.04 * 1.5 * 6.0);
+    assert_eq!(g.p_fail(InvoiceDisputed, 0.6, t + 1), 0.04 * 0.6 * 6.0);
+    assert_eq!(g.p_fail(PaymentDeclined, 1.25, t - 1), 0.04 * 1.25);
+    assert_eq!(g.p_fail(PaymentDeclined, 1.25, end), 0.04 * 1.25);
+    for (kind, factor) in [
+        (DeliveryFailed, 1.75),
+        (Delivered, 0.4),
+        (OrderCancelled, 0.4),
+        (CallAbandoned, 3.0),
+    ] {
+        assert_eq!(g.p_fail(kind, factor, t), 0.04 * factor, "{kind:?}");
+    }
+    // Capped at certainty.
+    g.window.spike = spike::SpikeWindow::new(&Spike { factor: 100.0, ..s });
+    assert_eq!(g.p_fail(PaymentDeclined, 1.25, t), 1.0);
+    assert!((0..100).all(|_| g.fails(PaymentDeclined, 1.25, t)));
+}
+
+/// Decoded distinct events of `cfg`'s records.
+fn decode_all(sim: &Simulator) -> Vec<TouchpointEvent> {
+    let decoder = Decoder::new(&Config::defaults());
+    let mut seen = HashSet::new();
+    sim.iter()
+        .filter_map(|r| decoder.touchpoint(&r.payload).ok())
+        .filter(|e| seen.insert(e.event_id.clone()))
+        .collect()
+}
+
+/// (failures, events) of `channel`, inside and outside `[from, to)`.
+fn channel_counts(
+    events: &[TouchpointEvent],
+    channel: &str,
+    from: EventTime,
+    to: EventTime,
+) -> [(usize, usize); 2] {
+    let mut c = [(0, 0); 2];
+    for e in events.iter().filter(|e| e.channel.as_str() == channel) {
+        let slot = &mut c[usize::from(!(e.occurred_at >= from && e.occurred_at < to))];
+        slot.1 += 1;
+        if e.outcome == Outcome::Failure {
+            slot.0 += 1;
+        }
+    }
+    c
+}
+
+fn rate((failures, events): (usize, usize)) -> f64 {
+    failures as f64 / events.max(1) as f64
+}
+
+#[test]
+fn a_spike_raises_its_channels_failure_rate_in_its_window_only() {
+    let s = Spike::parse("2026-11-21T12:00:00Z,2h,billing,6").unwrap();
+    let cfg = SimConfig {
+        spike: Some(s.clone()),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(cfg.clone());
+    let spiked = decode_all(&sim);
+    let plain = decoded();
+    let counts =
+        |events: &[TouchpointEvent], channel| channel_counts(events, channel, s.start, s.end());
+    let [inside, outside] = counts(&spiked, "billing");
+    let [plain_inside, plain_outside] = counts(plain, "billing");
+    assert_eq!(sim.stats().spike_failures, inside.0);
+    assert_eq!(day().0.stats().spike_failures, 0);
+    assert!(inside.0 > 80, "{inside:?}");
+    // Six times the probability per step; somewhat less in the counts, since some billing
+    // failures surface after the window (disputes of invoices issued in it) and some steps
+    // in the window (retries, refunds of cancelled orders) are there because of earlier ones.
+    assert!(
+        rate(inside) > 4.0 * rate(outside) && rate(inside) > 4.0 * rate(plain_inside),
+        "billing in the window {inside:?}, outside {outside:?}, without a spike {plain_inside:?}"
+    );
+    let ratio = rate(outside) / rate(plain_outside);
+    assert!(
+        (0.85..1.2).contains(&ratio),
+        "{outside:?} vs {plain_outside:?}"
+    );
+    // Other channels keep their rates, in the window and outside it.
+    for channel in ["shipping", "service"] {
+        for (spiked, plain) in counts(&spiked, channel)
+            .into_iter()
+            .zip(counts(plain, channel))
+        {
+            let ratio = rate(spiked) / rate(plain);
+            assert!(
+                (0.75..1.33).contains(&ratio),
+                "{channel}: {spiked:?} vs {plain:?}"
+            );
+        }
+    }
+    // Sales has more failures, but only as a consequence: orders whose payment was declined
+    // for good are cancelled (reason payment_failed). Its own failures are unchanged.
+    let own_sales_failures = |events: &[TouchpointEvent]| {
+        events
+            .iter()
+            .filter(|e| e.channel.as_str() == "sales" && e.outcome == Outcome::Failure)
+            .filter(|e| {
+                !e.attributes
+                    .iter()
+                    .any(|(k, v)| &**k == "reason" && &**v == "payment_failed")
+            })
+            .count() as f64
+    };
+    let ratio = own_sales_failures(&spiked) / own_sales_failures(plain);
+    assert!((0.85..1.2).contains(&ratio), "{ratio}");
+    // Deterministic, and the factor matters.
+    let bytes = jsonl(cfg.clone());
+    assert!(bytes == jsonl(cfg.clone()));
+    let mut other = cfg;
+    other.spike = spike("2026-11-21T12:00:00Z,2h,billing,3");
+    assert!(bytes != jsonl(other));
 }
