@@ -33,6 +33,9 @@ enum Command {
         input: PathBuf,
         #[arg(long, value_name = "DIR")]
         output: PathBuf,
+        /// Recovery outcomes (JSON lines), merged into the events by `occurred_at`.
+        #[arg(long, value_name = "FILE")]
+        outcomes: Option<PathBuf>,
         /// Config file for rules and policy (default: the embedded defaults).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -138,6 +141,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay {
             input,
             output,
+            outcomes,
             config,
             measure_decode,
         } => {
@@ -150,12 +154,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 None
             };
-            let s = app::replay::replay(&cfg, &input, &output)
+            let s = app::replay::replay(&cfg, &input, outcomes.as_deref(), &output)
                 .with_context(|| format!("replaying {}", input.display()))?;
             eprintln!(
-                "replayed {} records ({} events, {} dead letters) in {:.3} s: {:.0} records/s; {} task revisions, {} trend snapshots, {} trend alerts, {} customers in state; outputs in {}",
-                s.records, s.events, s.dead_letters, s.elapsed_s, s.events_per_second(), s.tasks, s.snapshots, s.alerts, s.customers, output.display()
+                "replayed {} records ({} events, {} recovery outcomes, {} dead letters) in {:.3} s: {:.0} records/s; {} task revisions, {} trend snapshots, {} trend alerts, {} customers in state; outputs in {}",
+                s.records, s.events, s.outcomes, s.dead_letters, s.elapsed_s, s.events_per_second(), s.tasks, s.snapshots, s.alerts, s.customers, output.display()
             );
+            if s.outcomes_after_events > 0 {
+                eprintln!(
+                    "{} recovery outcomes are later than the last event and were not applied (time stops at the last event)",
+                    s.outcomes_after_events
+                );
+            }
             if let Some(d) = decode {
                 eprintln!(
                     "decode only: {} records ({} valid) in {:.3} s: {:.0} records/s; full replay / decode only = {:.2}",

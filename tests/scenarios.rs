@@ -10,7 +10,12 @@
 //! `known_bug` (`issue`, `paths`): the paths where the code is known to differ from the
 //! correct expected value. Such a fixture passes only while exactly those paths differ.
 //!
-//! Event `i` is offset `i` of partition 0 of topic `touchpoints`, keyed by its customer, and
+//! An entry with a `task_id` is a recovery outcome instead: a record of topic
+//! `recovery-outcomes`, keyed and routed by its customer like the events (the co-partitioning
+//! the closed loop needs).
+//!
+//! Event `i` is offset `i` of partition 0 of topic `touchpoints` (outcomes share the
+//! partition's offset sequence, so a position names one input), keyed by its customer, and
 //! is processed with `now` = its `occurred_at` (poison: the previous `now`), so `emitted_at`
 //! is deterministic. Every scenario also runs split over 4 partitions (customers routed by a
 //! stable hash): after mapping evidence and dead-letter positions back to the event index, and
@@ -35,6 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const TOPIC: &str = "touchpoints";
+const OUTCOMES_TOPIC: &str = "recovery-outcomes";
 const PARTITIONS: usize = 4;
 
 #[derive(Deserialize)]
@@ -81,6 +87,8 @@ struct KnownBug {
 /// the partitions are idle).
 struct Input {
     idle_until: Option<EventTime>,
+    /// `TOPIC`, or `OUTCOMES_TOPIC` for a recovery outcome.
+    topic: &'static str,
     payload: Vec<u8>,
     customer: Option<String>,
     event_id: Option<String>,
@@ -90,6 +98,7 @@ struct Input {
 fn input(v: &Value) -> Result<Input, String> {
     let poison = |payload| Input {
         idle_until: None,
+        topic: TOPIC,
         payload,
         customer: None,
         event_id: None,
@@ -129,6 +138,11 @@ fn input(v: &Value) -> Result<Input, String> {
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
     Ok(Input {
         idle_until: None,
+        topic: if v.get("task_id").is_some() {
+            OUTCOMES_TOPIC
+        } else {
+            TOPIC
+        },
         payload: serde_json::to_vec(v).expect("a JSON value serializes"),
         customer: text("customer_id"),
         event_id: text("event_id"),
@@ -240,7 +254,7 @@ impl Restartable {
 
 fn record(inp: &Input, partition: usize, offset: i64) -> InboundRecord {
     InboundRecord {
-        topic: Arc::from(TOPIC),
+        topic: Arc::from(inp.topic),
         partition: partition as i32,
         offset,
         key: inp.customer.as_ref().map(|c| c.as_bytes().to_vec()),
@@ -385,7 +399,7 @@ fn dead_letter(
     let inp = &inputs[i];
     if &*o.topic != config.output.dead_letter.as_str()
         || o.payload != inp.payload
-        || header(o, "amends.source.topic") != Some(TOPIC)
+        || header(o, "amends.source.topic") != Some(inp.topic)
     {
         return Err(format!(
             "dead letter for event {i} is not the untouched original on {}",

@@ -9,9 +9,12 @@
 //! the merge turns them into snapshots and alerts.
 
 use crate::config::{Config, Format};
-use crate::domain::EventTime;
+use crate::detect::FiredBy;
+use crate::domain::{EventTime, Millis};
 use crate::pipeline::dead_letter::DeadLetterLine;
-use crate::pipeline::{InboundRecord, OutboundKind, OutboundRecord, Processed, Processor};
+use crate::pipeline::{
+    InboundRecord, OutboundKind, OutboundRecord, Processed, Processor, Watermarking,
+};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -24,6 +27,10 @@ pub struct ReplaySummary {
     pub events: u64,
     pub dead_letters: u64,
     pub tasks: u64,
+    /// Recovery outcomes applied (`--outcomes`).
+    pub outcomes: u64,
+    /// Outcomes later than the last event, not applied.
+    pub outcomes_after_events: u64,
     pub snapshots: u64,
     pub alerts: u64,
     pub customers: usize,
@@ -40,7 +47,18 @@ impl ReplaySummary {
     }
 }
 
-pub fn replay(config: &Config, input: &Path, output_dir: &Path) -> std::io::Result<ReplaySummary> {
+/// Replays `input` (touch-point events) and, if given, `outcomes` (recovery outcomes), both
+/// JSON lines, into the four files in `output_dir`.
+pub fn replay(
+    config: &Config,
+    input: &Path,
+    outcomes: Option<&Path>,
+    output_dir: &Path,
+) -> std::io::Result<ReplaySummary> {
+    let outcomes = match outcomes {
+        Some(path) => read_outcomes(BufReader::new(File::open(path)?))?,
+        None => Vec::new(),
+    };
     std::fs::create_dir_all(output_dir)?;
     let reader = BufReader::with_capacity(1 << 20, File::open(input)?);
     let mut tasks = BufWriter::with_capacity(
@@ -56,7 +74,7 @@ pub fn replay(config: &Config, input: &Path, output_dir: &Path) -> std::io::Resu
         snapshots: &mut snapshots,
         alerts: &mut alerts,
     };
-    let summary = replay_stream(config, reader, &mut w)?;
+    let summary = replay_with_outcomes(config, reader, outcomes, &mut w)?;
     tasks.flush()?;
     dead.flush()?;
     snapshots.flush()?;
@@ -75,13 +93,66 @@ pub struct Writers<'a> {
 /// Replays JSON lines from `reader` into `w`.
 pub fn replay_stream(
     config: &Config,
+    reader: impl BufRead,
+    w: &mut Writers<'_>,
+) -> std::io::Result<ReplaySummary> {
+    replay_with_outcomes(config, reader, Vec::new(), w)
+}
+
+/// Recovery outcomes as JSON lines, in `occurred_at` order (a line whose time cannot be read
+/// goes first, to be dead-lettered by the decoder with its reason).
+pub fn read_outcomes(reader: impl BufRead) -> std::io::Result<Vec<(EventTime, Vec<u8>)>> {
+    #[derive(serde::Deserialize)]
+    struct At<'a> {
+        #[serde(borrow)]
+        occurred_at: Option<&'a str>,
+    }
+    let mut out = Vec::new();
+    for line in reader.split(b'\n') {
+        let mut line = line?;
+        while matches!(line.last(), Some(b'\r')) {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let at = serde_json::from_slice::<At>(&line)
+            .ok()
+            .and_then(|a| a.occurred_at.and_then(|t| EventTime::parse(t).ok()))
+            .unwrap_or(EventTime::MIN);
+        out.push((at, line));
+    }
+    out.sort_by_key(|(at, _)| *at);
+    Ok(out)
+}
+
+/// Replays touch-point events from `reader` with `outcomes` (from [`read_outcomes`]) merged
+/// in by event time, as the service sees both topics: an outcome enters the reorder buffer
+/// before the watermark passes its time, so it is applied in event-time order with the events.
+pub fn replay_with_outcomes(
+    config: &Config,
     mut reader: impl BufRead,
+    outcomes: Vec<(EventTime, Vec<u8>)>,
     w: &mut Writers<'_>,
 ) -> std::io::Result<ReplaySummary> {
     let started = Instant::now();
+    // The watermark is moved here rather than inside `process`, so outcomes due by then can
+    // join the buffer first.
     let mut p = Processor::new(config)
         .with_output_format(Format::Json)
-        .with_event_clock();
+        .with_event_clock()
+        .with_watermarking(Watermarking::External);
+    let ooo = config.detect.out_of_orderness.millis();
+    let outcomes_topic: Arc<str> = Arc::from(
+        config
+            .input
+            .recovery_outcomes
+            .topics
+            .first()
+            .map(String::as_str)
+            .unwrap_or("recovery-outcomes"),
+    );
+    let mut outcomes = outcomes.into_iter().enumerate().peekable();
     let topic: Arc<str> = Arc::from(
         config
             .input
@@ -123,8 +194,6 @@ pub fn replay_stream(
             timestamp_ms: None,
         };
         let processed = p.process(&rec, now, &mut outs);
-        p.take_released(&mut released);
-        released.clear();
         line = rec.payload.unwrap_or_default();
         match processed {
             Processed::Event { event_time, .. } => {
@@ -133,11 +202,31 @@ pub fn replay_stream(
                     now = event_time;
                 }
             }
-            Processed::DeadLettered(_) => s.dead_letters += 1,
-            Processed::RecoveryOutcome | Processed::TrendPartial => {}
+            Processed::DeadLettered(_) | Processed::RecoveryOutcome | Processed::TrendPartial => {}
         }
+        while let Some((i, (_, payload))) = outcomes.next_if(|(_, (at, _))| *at <= now) {
+            let o = InboundRecord {
+                topic: outcomes_topic.clone(),
+                partition: 0,
+                offset: i as i64,
+                key: None,
+                payload: Some(payload),
+                timestamp_ms: None,
+            };
+            s.outcomes += 1;
+            p.process(&o, now, &mut outs);
+        }
+        if now > EventTime::MIN {
+            p.advance(now.plus(Millis(-ooo.0)), now, FiredBy::EventTime, &mut outs);
+        }
+        p.take_released(&mut released);
+        released.clear();
         partials.route(&mut p, &mut outs, w, &mut s)?;
     }
+    // Time stops at the last event: an outcome after it is not applied (applying it would
+    // move time past the end of the events, and every promise still open would look broken).
+    // It is counted and reported.
+    s.outcomes_after_events = outcomes.count() as u64;
     // At end of input, time advances to the last event time: the reorder buffer empties and
     // the timers due before it fire. The file is all there is, so every trend window closes.
     p.flush(now, &mut outs);
@@ -172,6 +261,7 @@ impl LoopBack {
                         &mut *w.tasks
                     }
                     OutboundKind::DeadLetter => {
+                        s.dead_letters += 1;
                         let line = DeadLetterLine::from_record(&o.headers, &o.payload);
                         serde_json::to_writer(&mut *w.dead, &line)
                             .map_err(std::io::Error::other)?;

@@ -49,6 +49,10 @@ pub struct DetectConfig {
     /// A customer is contacted proactively at most once per this period: a new incident
     /// within it merges into the customer's open task, unless it is critical.
     pub suppression_period: Dur,
+    /// Closing the loop: a new failure of the customer within this time after a recovery
+    /// reported `resolved` is a double deviation (the recovery did not hold), measured once per
+    /// recovered task. Event time.
+    pub follow_up_period: Dur,
     /// Severity of a missed promise made with `expected_by` on an event type no expectation
     /// below names.
     #[serde(deserialize_with = "super::policy::de_severity")]
@@ -146,6 +150,7 @@ impl Default for DetectConfig {
             allowed_lateness: Dur::hours(1),
             idle_partition_after: Dur::secs(30),
             suppression_period: Dur::days(7),
+            follow_up_period: Dur::days(14),
             promise_severity: Severity::Major,
             expectations: vec![
                 ExpectationConfig::new(
@@ -274,6 +279,18 @@ impl DetectConfig {
         if self.suppression_period.millis() > self.state_ttl.millis() {
             return Err(invalid(
                 "detect.suppression_period",
+                "must not be longer than detect.state_ttl",
+            ));
+        }
+        if self.follow_up_period.millis().0 <= 0 {
+            return Err(invalid(
+                "detect.follow_up_period",
+                "must be longer than zero",
+            ));
+        }
+        if self.follow_up_period.millis() > self.state_ttl.millis() {
+            return Err(invalid(
+                "detect.follow_up_period",
                 "must not be longer than detect.state_ttl",
             ));
         }

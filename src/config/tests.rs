@@ -80,6 +80,14 @@ fn bad_values_name_the_key() {
         ),
         ("[kafka]\nguarantee = \"maybe_once\"\n", "kafka.guarantee"),
         (
+            "[detect]\nfollow_up_period = \"0s\"\n",
+            "detect.follow_up_period",
+        ),
+        (
+            "[detect]\nfollow_up_period = \"100d\"\n",
+            "detect.follow_up_period",
+        ),
+        (
             "[limits]\nmax_message_bytes = \"big\"\n",
             "limits.max_message_bytes",
         ),

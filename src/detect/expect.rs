@@ -15,7 +15,7 @@
 //! once), and one at the deadline means it was kept.
 
 use super::ids;
-use super::lifecycle::{self, add_evidence};
+use super::lifecycle::{self, add_evidence, Trigger};
 use super::rules::{FiredBy, Rule};
 use super::state::{CustomerState, Ev, Expectation, Fulfilment, Incident, Opening, Syms};
 use crate::config::{DetectConfig, ExpectationRule};
@@ -51,9 +51,9 @@ enum Match {
     Cancels { failure: bool },
 }
 
-/// What a revision produced here needs for rendering: the incident and the event time that
-/// caused the revision (the deadline for a fired timer).
-pub(super) type Emit<'a> = dyn FnMut(&mut CustomerState, usize, EventTime) + 'a;
+/// What a revision produced here needs for rendering: the incident, the event time that
+/// caused the revision (the deadline for a fired timer), and whether a new failure caused it.
+pub(super) type Emit<'a> = dyn FnMut(&mut CustomerState, usize, EventTime, Trigger) + 'a;
 
 impl Specs {
     pub fn new(d: &DetectConfig) -> Specs {
@@ -319,7 +319,7 @@ impl Ctx<'_> {
                 if let Some(ev) = by {
                     add_evidence(inc, ev);
                 }
-                emit(cust, idx, at);
+                emit(cust, idx, at, Trigger::Other);
             }
         }
     }
@@ -374,7 +374,7 @@ impl Ctx<'_> {
             inc.fired_by.get_or_insert(fired_by);
             inc.unsettled = inc.unsettled.saturating_add(1);
             add_evidence(inc, x.evidence.clone());
-            emit(cust, idx, at);
+            emit(cust, idx, at, Trigger::Failure);
             return;
         }
         super::state::push_tight(&mut cust.m().incident_opens, at);
@@ -416,7 +416,7 @@ impl Ctx<'_> {
         inc.fired_by = Some(fired_by);
         inc.unsettled = 1;
         let s = lifecycle::open(cust, d.suppression_period.millis(), inc);
-        emit(cust, s.index(), at);
+        emit(cust, s.index(), at, Trigger::Failure);
     }
 }
 

@@ -22,14 +22,25 @@ impl Signalled {
     }
 }
 
+/// Why a task revision is emitted, as far as the closed loop cares: a new failure signal (a
+/// failure event, a missed promise, customer effort) after a resolved recovery is a double
+/// deviation; other revisions (cascades, retractions, overdue escalations) are not failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Trigger {
+    Failure,
+    Other,
+}
+
 /// Opens `inc` as a new task, or merges it into the open task it is suppressed by.
-pub(super) fn open(cust: &mut CustomerState, suppression: Millis, inc: Incident) -> Signalled {
+pub(super) fn open(cust: &mut CustomerState, suppression: Millis, mut inc: Incident) -> Signalled {
     if inc.severity != Severity::Critical {
         if let Some(h) = host(cust, inc.detected_at, suppression) {
             merge(&mut cust.m().incidents[h], inc, suppression);
             return Signalled::Escalated(h);
         }
     }
+    // What the customer thought before this failure, for the recovery paradox.
+    inc.satisfaction_before = cust.satisfaction_before(inc.detected_at);
     super::state::push_tight(&mut cust.m().incidents, inc);
     Signalled::Opened(cust.m().incidents.len() - 1)
 }

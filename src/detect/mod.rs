@@ -5,7 +5,12 @@
 //!
 //! One `Engine` holds the state of the customers of one input partition (the pipeline runs
 //! one per partition worker), so state can be restored and dropped per partition.
+//!
+//! Recovery outcomes come in too (`on_outcome`, the closed loop in `closed_loop`): they are
+//! recorded on their tasks and, with the tasks opened, overdue and followed by new failures,
+//! come out as [`LoopMeasure`]s.
 
+mod closed_loop;
 mod contacts;
 mod expect;
 pub mod ids;
@@ -16,10 +21,11 @@ pub mod state;
 
 use crate::config::{Config, DetectConfig};
 use crate::domain::{
-    Cause, EventTime, Millis, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent,
+    Cause, EventTime, Millis, RecoveryOutcome, RecoveryTask, SourcePos, TaskStatus, TouchpointEvent,
 };
 use crate::policy::{IncidentFacts, Policy};
-use lifecycle::Signalled;
+pub use closed_loop::{LoopKind, LoopMeasure, OutcomeVerdict};
+use lifecycle::{Signalled, Trigger};
 pub use rules::FiredBy;
 use rules::{FailureSignal, Rule};
 use state::{CustomerState, Ev, Incident, Syms};
@@ -29,10 +35,15 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// What the engine produces.
+// Task revisions are the common output and outputs only pass through a short, reused Vec:
+// boxing them would cost an allocation per revision to save bytes nobody keeps.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A new revision of a recovery task.
     Task(RecoveryTask),
+    /// A closed-loop measure (outcome, double deviation, task opened), for the trend stage.
+    Loop(LoopMeasure),
 }
 
 /// The processing clock stamped on outputs as `emitted_at`. It never affects decisions.
@@ -82,6 +93,15 @@ pub struct EngineStats {
     pub timers_fired: u64,
     /// Task revisions that resolved or cancelled a task.
     pub tasks_settled: u64,
+    /// Recovery outcomes handed to the engine, whatever became of them.
+    pub outcomes: u64,
+    /// Outcomes for a task this engine does not hold ([`OutcomeVerdict::UnknownTask`]).
+    pub outcomes_unknown: u64,
+    /// Repeated outcomes ignored ([`OutcomeVerdict::Duplicate`]).
+    pub outcomes_duplicate: u64,
+    /// Tasks escalated because their due time passed with no outcome (also counted in
+    /// `tasks_escalated`).
+    pub tasks_overdue: u64,
 }
 
 impl EngineStats {
@@ -106,9 +126,12 @@ pub struct Engine {
     /// The watermark the pipeline last set: lateness is judged against it.
     watermark: EventTime,
     next_sweep: EventTime,
-    /// Promise deadlines, earliest first: (deadline, customer). Entries whose promise was
-    /// kept in the meantime are skipped when they come up.
+    /// Promise deadlines and task due times, earliest first: (deadline, customer). Entries
+    /// whose promise was kept, or whose task got an outcome or a new due time, in the meantime
+    /// are skipped when they come up. Not stored: rebuilt from the state after a restore.
     timers: BinaryHeap<Reverse<(EventTime, Arc<str>)>>,
+    /// Deadlines for new timers noted while applying one input (reused, so no allocation).
+    new_timers: Vec<EventTime>,
     /// Shared strings for the state (see `state::Syms`).
     syms: RefCell<Syms>,
     /// Event types the configuration names, and as what.
@@ -139,6 +162,7 @@ impl Engine {
             watermark: EventTime::MIN,
             next_sweep: EventTime::MIN,
             timers: BinaryHeap::new(),
+            new_timers: Vec::new(),
             syms: RefCell::new(Syms::default()),
             kinds: {
                 let d = &config.detect;
@@ -207,17 +231,69 @@ impl Engine {
         late: bool,
         out: &mut Vec<Output>,
     ) -> Verdict {
-        let (v, new_timer) = self.apply(e, src, clock, late, out);
-        // The timer shares the customer's key. (A customer's rarely used parts that emptied
-        // are released at their next event or by the hourly sweep, not looked up again here.)
-        if let Some(deadline) = new_timer {
-            if let Some((key, _)) = self.customers.get_key_value(&*e.customer_id) {
-                self.timers.push(Reverse((deadline, key.clone())));
+        let mut new_timers = std::mem::take(&mut self.new_timers);
+        let v = self.apply(e, src, clock, late, out, &mut new_timers);
+        self.schedule(&e.customer_id, &mut new_timers);
+        self.new_timers = new_timers;
+        v
+    }
+
+    /// Pushes the timers noted for a customer (draining `deadlines`). The timer shares the
+    /// customer's key. (A customer's rarely used parts that emptied are released at their next
+    /// event or by the hourly sweep, not looked up again here.)
+    fn schedule(&mut self, customer_id: &str, deadlines: &mut Vec<EventTime>) {
+        if deadlines.is_empty() {
+            return;
+        }
+        if let Some((key, _)) = self.customers.get_key_value(customer_id) {
+            for d in deadlines.drain(..) {
+                self.timers.push(Reverse((d, key.clone())));
             }
+        }
+        deadlines.clear();
+    }
+
+    /// Applies a recovery outcome reported for one of this customer's tasks (the closed loop;
+    /// see `closed_loop`). The pipeline hands outcomes over in event-time order with the
+    /// events, by `occurred_at`. `clock` would stamp task revisions; an outcome emits none,
+    /// only an [`Output::Loop`] measure (event time). The customer's state is pruned as of the
+    /// outcome's time first, as an event at that time would, so whether a task is still known
+    /// does not depend on when the hourly sweep ran.
+    pub fn on_outcome(
+        &mut self,
+        o: &RecoveryOutcome,
+        _clock: Clock,
+        out: &mut Vec<Output>,
+    ) -> OutcomeVerdict {
+        self.stats.outcomes += 1;
+        if o.occurred_at > self.max_event_time {
+            self.max_event_time = o.occurred_at;
+        }
+        let d = &self.detect;
+        let v = match self.customers.get_mut(&*o.customer_id) {
+            None => OutcomeVerdict::UnknownTask,
+            Some(cust) => {
+                let t = o.occurred_at.max(cust.last_activity);
+                cust.prune(
+                    t,
+                    d.incident_window.millis(),
+                    d.repeat_window.millis(),
+                    d.duplicate_horizon.millis(),
+                    d.follow_up_period.millis(),
+                );
+                closed_loop::on_outcome(cust, o, out)
+            }
+        };
+        match v {
+            OutcomeVerdict::UnknownTask => self.stats.outcomes_unknown += 1,
+            OutcomeVerdict::Duplicate => self.stats.outcomes_duplicate += 1,
+            OutcomeVerdict::Applied => {}
         }
         v
     }
 
+    /// Applies an event; notes the deadlines of new timers (a promise it makes, due times of
+    /// the revisions it causes) in `new_timers`.
     fn apply(
         &mut self,
         e: &TouchpointEvent,
@@ -225,14 +301,16 @@ impl Engine {
         clock: Clock,
         late: bool,
         out: &mut Vec<Output>,
-    ) -> (Verdict, Option<EventTime>) {
+        new_timers: &mut Vec<EventTime>,
+    ) -> Verdict {
         self.stats.events += 1;
         if e.occurred_at > self.max_event_time {
             self.max_event_time = e.occurred_at;
         }
         let fp = ids::fingerprint(&e.event_id);
         let failure = self.classify(e);
-        let is_contact = self.kind(&e.event_type).contact;
+        let kind = self.kind(&e.event_type);
+        let is_contact = kind.contact;
         if self.customers.len() >= self.detect.max_customers
             && !self.customers.contains_key(&*e.customer_id)
         {
@@ -254,10 +332,11 @@ impl Engine {
             d.incident_window.millis(),
             d.repeat_window.millis(),
             d.duplicate_horizon.millis(),
+            d.follow_up_period.millis(),
         );
         if cust.seen.iter().any(|(f, _)| *f == fp) {
             self.stats.duplicates += 1;
-            return (Verdict::Duplicate, None);
+            return Verdict::Duplicate;
         }
         state::push_grow(&mut cust.seen, (fp, e.occurred_at));
         let newest = e.occurred_at >= cust.last_activity;
@@ -273,6 +352,11 @@ impl Engine {
                 )));
             }
         }
+        // The satisfaction a later incident's recovery is compared with (the paradox). Late
+        // answers count too, unless a newer one is known.
+        if let (true, Some(score)) = (kind.survey, e.score) {
+            cust.note_survey(e.occurred_at, score as f32);
+        }
         if late {
             self.stats.late += 1;
         }
@@ -280,11 +364,17 @@ impl Engine {
             self.stats.failures += 1;
         }
         let policy = &self.policy;
-        let stats = &mut self.stats;
-        let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime| {
-            let task = render(policy, d, &e.customer_id, cust, idx, clock.at(cause));
-            stats.count(&task);
-            out.push(Output::Task(task));
+        let mut em = Emitter {
+            policy,
+            detect: d,
+            customer_id: &e.customer_id,
+            clock,
+            stats: &mut self.stats,
+            out,
+            new_timers,
+        };
+        let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime, why: Trigger| {
+            em.revision(cust, idx, cause, why)
         };
         if is_contact {
             let defaults = contacts::EffortDefaults {
@@ -301,7 +391,13 @@ impl Engine {
                 evidence_of(e, src, &self.syms),
                 !late,
             ) {
-                emit(cust, sig.index(), e.occurred_at);
+                // Customer effort is a failure of its own (domain.md, 5); a cascade is not.
+                let why = if cust.more().incidents[sig.index()].rule == Rule::CustomerEffort {
+                    Trigger::Failure
+                } else {
+                    Trigger::Other
+                };
+                emit(cust, sig.index(), e.occurred_at, why);
             }
         }
         let ctx = expect::Ctx {
@@ -319,13 +415,15 @@ impl Engine {
             &|| evidence_of(e, src, &self.syms),
             &mut emit,
         );
+        // The promise's timer; `emit` is not used on the paths that return early, so the
+        // emitter is free again there.
         let Some(signal) = failure else {
-            let v = if late {
+            em.new_timers.extend(new_deadline);
+            return if late {
                 Verdict::Late
             } else {
                 Verdict::Applied
             };
-            return (v, new_deadline);
         };
         let key: Box<str> = match &e.reference {
             Some(r) => r.clone(),
@@ -333,11 +431,14 @@ impl Engine {
         };
         let existing = cust.incident_for(&key);
         if late {
-            // History only: the failure counts towards later `failure_count`s.
+            // History only: the failure counts towards later `failure_count`s, and it is a
+            // failure after a recovery all the same.
             if existing.is_none() {
                 state::push_tight(&mut cust.m().incident_opens, e.occurred_at);
             }
-            return (Verdict::Late, new_deadline);
+            closed_loop::on_failure(cust, e.occurred_at, d.follow_up_period.millis(), em.out);
+            em.new_timers.extend(new_deadline);
+            return Verdict::Late;
         }
         let severity = self.policy.severity(e);
         let cause = e.cause.unwrap_or(Cause::Unknown);
@@ -418,17 +519,20 @@ impl Engine {
                 lifecycle::open(cust, d.suppression_period.millis(), inc)
             }
         };
-        emit(cust, sig.index(), e.occurred_at);
-        (Verdict::Applied, new_deadline)
+        emit(cust, sig.index(), e.occurred_at, Trigger::Failure);
+        em.new_timers.extend(new_deadline);
+        Verdict::Applied
     }
 
-    /// The earliest pending promise deadline, if any (it may turn out already kept).
+    /// The earliest pending timer: a promise deadline or a task's due time, if any (it may
+    /// turn out already settled).
     pub fn next_timer(&self) -> Option<EventTime> {
         self.timers.peek().map(|Reverse((d, _))| *d)
     }
 
     /// Fires the earliest timer: the promises of that customer due by its deadline that are
-    /// still unkept open (or escalate) their tasks. False when there was no timer.
+    /// still unkept open (or escalate) their tasks, then the customer's tasks due by it that
+    /// still have no outcome are escalated as overdue. False when there was no timer.
     pub fn fire_next(&mut self, clock: Clock, fired_by: FiredBy, out: &mut Vec<Output>) -> bool {
         let Some(Reverse((deadline, customer_id))) = self.timers.pop() else {
             return false;
@@ -436,21 +540,35 @@ impl Engine {
         let Some(cust) = self.customers.get_mut(&customer_id) else {
             return true;
         };
-        let (policy, d, stats) = (&self.policy, &self.detect, &mut self.stats);
+        let (policy, d) = (&self.policy, &self.detect);
         let ctx = expect::Ctx {
             specs: &self.specs,
             detect: d,
             policy,
             customer_id: &customer_id,
         };
-        let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime| {
-            let task = render(policy, d, &customer_id, cust, idx, clock.at(cause));
-            stats.count(&task);
-            out.push(Output::Task(task));
+        let mut new_timers = std::mem::take(&mut self.new_timers);
+        let mut em = Emitter {
+            policy,
+            detect: d,
+            customer_id: &customer_id,
+            clock,
+            stats: &mut self.stats,
+            out,
+            new_timers: &mut new_timers,
         };
+        let mut emit = |cust: &mut CustomerState, idx: usize, cause: EventTime, why: Trigger| {
+            em.revision(cust, idx, cause, why)
+        };
+        // Promises first, so a task's due time is judged after the missed promises that
+        // escalate it at the same time (and with the due time they give it).
         let n = expect::fire_due(&ctx, cust, deadline, fired_by, &mut emit);
+        let overdue = closed_loop::fire_overdue(cust, deadline, fired_by, &mut emit);
         cust.compact();
         self.stats.timers_fired += n as u64;
+        self.stats.tasks_overdue += overdue as u64;
+        self.schedule(&customer_id, &mut new_timers);
+        self.new_timers = new_timers;
         true
     }
 
@@ -534,13 +652,66 @@ impl Engine {
         snapshot::restore_customer(self, bytes)
     }
 
-    /// Re-creates the timer of every unfired promise (after a restore).
+    /// Re-creates the timer of every unfired promise and of every task waiting for an
+    /// outcome by its due time (after a restore).
     fn rebuild_timers(&mut self) {
         self.timers.clear();
         for (id, c) in &self.customers {
-            for x in c.more().expectations.iter().filter(|x| !x.fired) {
-                self.timers.push(Reverse((x.deadline, id.clone())));
+            for d in c.timer_deadlines() {
+                self.timers.push(Reverse((d, id.clone())));
             }
+        }
+    }
+}
+
+/// Renders and emits task revisions, with the closed-loop measures that go with them, and
+/// notes the due times the overdue timers must watch.
+struct Emitter<'a> {
+    policy: &'a Policy,
+    detect: &'a DetectConfig,
+    customer_id: &'a str,
+    clock: Clock,
+    stats: &'a mut EngineStats,
+    out: &'a mut Vec<Output>,
+    new_timers: &'a mut Vec<EventTime>,
+}
+
+impl Emitter<'_> {
+    /// Emits the current revision of the customer's incident `idx`, caused at `cause`.
+    fn revision(&mut self, cust: &mut CustomerState, idx: usize, cause: EventTime, why: Trigger) {
+        let due_before = cust.more().incidents[idx].due_at;
+        let task = render(
+            self.policy,
+            self.detect,
+            self.customer_id,
+            cust,
+            idx,
+            self.clock.at(cause),
+        );
+        self.stats.count(&task);
+        let inc = &cust.more().incidents[idx];
+        // A new due time needs its own timer; an unchanged one has its timer already.
+        if inc.awaits_outcome() && inc.due_at != due_before {
+            self.new_timers.push(inc.due_at);
+        }
+        let opened = (task.revision == 1).then(|| {
+            closed_loop::measure(
+                cust,
+                idx,
+                inc.detected_at,
+                LoopKind::TaskOpened {
+                    rule: task.rule.clone(),
+                    severity: task.severity,
+                    value_at_risk: task.value_at_risk,
+                },
+            )
+        });
+        self.out.push(Output::Task(task));
+        if let Some(m) = opened {
+            self.out.push(Output::Loop(m));
+        }
+        if why == Trigger::Failure {
+            closed_loop::on_failure(cust, cause, self.detect.follow_up_period.millis(), self.out);
         }
     }
 }
@@ -642,5 +813,7 @@ fn render(
     task
 }
 
+#[cfg(test)]
+mod loop_tests;
 #[cfg(test)]
 mod tests;

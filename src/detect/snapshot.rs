@@ -11,7 +11,9 @@ use super::rules::Rule;
 use super::state::{CustomerState, Ev, Incident, Syms};
 use super::{Engine, EngineStats};
 use crate::config::Config;
-use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
+use crate::domain::{
+    Cause, CustomerProfile, EventTime, Evidence, RecoveryStatus, Severity, TaskStatus,
+};
 use crate::pb;
 use prost::Message;
 use std::collections::HashMap;
@@ -95,6 +97,10 @@ pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         late: stats.late,
         timers_fired: stats.timers_fired,
         tasks_settled: stats.tasks_settled,
+        outcomes: stats.outcomes,
+        outcomes_unknown: stats.outcomes_unknown,
+        outcomes_duplicate: stats.outcomes_duplicate,
+        tasks_overdue: stats.tasks_overdue,
     };
     engine.max_event_time = EventTime(snap.max_event_time_ms);
     engine.next_sweep = EventTime(snap.next_sweep_ms);
@@ -131,10 +137,8 @@ pub fn restore_customer(engine: &mut Engine, bytes: &[u8]) -> Result<Box<str>, S
         engine.syms.get_mut(),
     )?;
     let key: std::sync::Arc<str> = std::sync::Arc::from(&*id);
-    for x in state.more().expectations.iter().filter(|x| !x.fired) {
-        engine
-            .timers
-            .push(std::cmp::Reverse((x.deadline, key.clone())));
+    for d in state.timer_deadlines() {
+        engine.timers.push(std::cmp::Reverse((d, key.clone())));
     }
     engine.customers.insert(key, state);
     Ok(id)
@@ -164,6 +168,10 @@ fn to_pb(engine: &Engine) -> pb::EngineSnapshot {
             late: s.late,
             timers_fired: s.timers_fired,
             tasks_settled: s.tasks_settled,
+            outcomes: s.outcomes,
+            outcomes_unknown: s.outcomes_unknown,
+            outcomes_duplicate: s.outcomes_duplicate,
+            tasks_overdue: s.tasks_overdue,
         }),
         watermark_ms: (engine.watermark > EventTime::MIN).then_some(engine.watermark.0),
     }
@@ -233,6 +241,27 @@ fn customer_to_pb(id: &str, c: &CustomerState) -> pb::CustomerSnapshot {
                 evidence: Some(pb::Evidence::from(&f.evidence.evidence())),
             })
             .collect(),
+        survey: c
+            .closed_loop()
+            .and_then(|l| l.survey)
+            .map(|s| pb::SurveySnapshot {
+                at_ms: s.at.0,
+                score: s.score,
+            }),
+        recovered: c
+            .closed_loop()
+            .map(|l| l.recovered.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| pb::RecoveredSnapshot {
+                task_fingerprint: r.task_fp,
+                resolved_at_ms: r.resolved_at.0,
+                channel: r.channel.to_string(),
+                touchpoint: r.touchpoint.to_string(),
+                failure_type: r.failure_type.as_deref().map(String::from),
+                deviated: r.deviated,
+            })
+            .collect(),
     }
 }
 
@@ -272,6 +301,17 @@ fn incident_to_pb(i: &Incident) -> pb::IncidentSnapshot {
             .unwrap_or_default(),
         unsettled: u32::from(i.unsettled),
         has_failures: i.has_failures,
+        overdue: i.overdue,
+        satisfaction_before: (!i.satisfaction_before.is_nan()).then_some(i.satisfaction_before),
+        outcomes: i
+            .outcomes
+            .iter()
+            .map(|o| pb::OutcomeSeenSnapshot {
+                status: o.status.as_str().to_string(),
+                at_ms: o.at.0,
+                score: (!o.score.is_nan()).then_some(o.score),
+            })
+            .collect(),
     }
 }
 
@@ -350,6 +390,27 @@ fn customer_from_pb(
                 evidence: Ev::from_evidence(Evidence::from(f.evidence.unwrap_or_default()), syms),
             })
             .collect(),
+        closed_loop: {
+            let l = crate::detect::state::LoopState {
+                survey: c.survey.map(|s| crate::detect::state::Survey {
+                    at: EventTime(s.at_ms),
+                    score: s.score,
+                }),
+                recovered: c
+                    .recovered
+                    .into_iter()
+                    .map(|r| crate::detect::state::Recovered {
+                        task_fp: r.task_fingerprint,
+                        resolved_at: EventTime(r.resolved_at_ms),
+                        channel: syms.get(&r.channel),
+                        touchpoint: syms.get(&r.touchpoint),
+                        failure_type: r.failure_type.map(|t| syms.get(&t)),
+                        deviated: r.deviated,
+                    })
+                    .collect(),
+            };
+            (l != Default::default()).then(|| Box::new(l))
+        },
     };
     let state = CustomerState::from_parts(
         EventTime(c.last_activity_ms),
@@ -435,6 +496,21 @@ fn incident_from_pb(
         unsettled: u8::try_from(i.unsettled)
             .map_err(|_| invalid(format!("{path}.unsettled"), "out of range"))?,
         has_failures: i.has_failures,
+        overdue: i.overdue,
+        satisfaction_before: i.satisfaction_before.unwrap_or(f32::NAN),
+        outcomes: i
+            .outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(n, o)| {
+                Ok(crate::detect::state::OutcomeSeen {
+                    at: EventTime(o.at_ms),
+                    status: RecoveryStatus::parse(&o.status)
+                        .ok_or_else(|| unknown(&format!("outcomes[{n}].status"), &o.status))?,
+                    score: o.score.unwrap_or(f32::NAN),
+                })
+            })
+            .collect::<Result<_, SnapshotError>>()?,
     })
 }
 
@@ -560,6 +636,7 @@ mod tests {
             "[detect]\nincident_window = \"2h\"\nrepeat_window = \"3h\"\n\
              duplicate_horizon = \"1h\"\nstate_ttl = \"3h\"\n\
              effort_window = \"2h\"\ncascade_window = \"2h\"\nsuppression_period = \"1h\"\n\
+             follow_up_period = \"2h\"\n\
              [[detect.expectations]]\nrule = \"missed_expectation\"\nwhen = \"order_placed\"\n\
              expect = [\"order_shipped\"]\nwithin = \"1h\"\nseverity = \"major\"\n\
              [[detect.expectations]]\nrule = \"slow_response\"\nwhen = \"ticket_opened\"\n\

@@ -1,9 +1,12 @@
 //! Per-customer state: what the engine remembers between events. Kept compact because there
 //! is one per active customer: open incidents, recent incident openings (for `failure_count`),
-//! recent event-id fingerprints (duplicates) and the last known profile.
+//! recent event-id fingerprints (duplicates) and the last known profile, and for the closed
+//! loop the recovery outcomes of each task, the latest survey score and recent recoveries.
 
 use super::rules::{FiredBy, Rule};
-use crate::domain::{Cause, CustomerProfile, EventTime, Evidence, Severity, TaskStatus};
+use crate::domain::{
+    Cause, CustomerProfile, EventTime, Evidence, RecoveryStatus, Severity, TaskStatus,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 use thin_vec::ThinVec;
@@ -157,6 +160,8 @@ pub struct More {
     /// after its fulfilment (same time, or behind the watermark) is matched. Kept for
     /// `allowed_lateness + out_of_orderness`.
     pub fulfilments: ThinVec<Fulfilment>,
+    /// The closed loop's memory (survey score, recent recoveries): one pointer while absent.
+    pub closed_loop: Option<Box<LoopState>>,
 }
 
 static NOTHING_MORE: More = More {
@@ -165,6 +170,7 @@ static NOTHING_MORE: More = More {
     contacts: ThinVec::new(),
     expectations: ThinVec::new(),
     fulfilments: ThinVec::new(),
+    closed_loop: None,
 };
 
 impl More {
@@ -174,8 +180,63 @@ impl More {
             && self.contacts.is_empty()
             && self.expectations.is_empty()
             && self.fulfilments.is_empty()
+            && self.closed_loop.is_none()
     }
 }
+
+/// What the closed loop remembers of a customer besides their tasks (domain.md, "Closing the
+/// loop"). Allocated only while it holds something, so a customer who never answered a survey
+/// and has no recent recovery pays one pointer, and only if they have other state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoopState {
+    /// The latest survey answer with a score (`detect.survey_types`): the satisfaction an
+    /// incident opening after it compares the recovery with (the paradox).
+    pub survey: Option<Survey>,
+    /// Recoveries reported `resolved` within `detect.follow_up_period`: a new failure in that
+    /// time is a double deviation.
+    pub recovered: ThinVec<Recovered>,
+}
+
+impl LoopState {
+    fn is_empty(&self) -> bool {
+        self.survey.is_none() && self.recovered.is_empty()
+    }
+}
+
+/// A survey score and when it was given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Survey {
+    pub at: EventTime,
+    pub score: f32,
+}
+
+/// A task whose recovery was reported `resolved`, with what the double deviation measure
+/// needs once the task itself may be forgotten (incidents close `incident_window` after their
+/// last failure, which can be before the follow-up period ends).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovered {
+    /// Fingerprint of the task id (one entry per task).
+    pub task_fp: u64,
+    pub resolved_at: EventTime,
+    pub channel: Arc<str>,
+    pub touchpoint: Arc<str>,
+    pub failure_type: Option<Arc<str>>,
+    /// The double deviation was measured (at most once per recovered task).
+    pub deviated: bool,
+}
+
+/// A recovery outcome as its task keeps it: enough to recognise a repeated delivery.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutcomeSeen {
+    pub at: EventTime,
+    pub status: RecoveryStatus,
+    /// NaN when the outcome carried no score.
+    pub score: f32,
+}
+
+/// Most outcomes kept per task; beyond it the oldest is forgotten (a case tool reports a task
+/// a few times at most, so this only bounds a misbehaving producer).
+pub const MAX_OUTCOMES: usize = 8;
 
 impl CustomerState {
     /// The rarely present parts, read-only (empty when there are none).
@@ -209,6 +270,12 @@ impl CustomerState {
         more.contacts.shrink_to_fit();
         more.expectations.shrink_to_fit();
         more.fulfilments.shrink_to_fit();
+        if let Some(l) = more.closed_loop.as_deref_mut() {
+            l.recovered.shrink_to_fit();
+        }
+        if more.closed_loop.as_ref().is_some_and(|l| l.is_empty()) {
+            more.closed_loop = None;
+        }
         let mut seen = seen;
         seen.shrink_to_fit();
         let mut c = CustomerState {
@@ -313,6 +380,12 @@ pub struct Incident {
     /// A failure event (not only missed promises) is part of this task: a late fulfilment
     /// then does not resolve it.
     pub has_failures: bool,
+    /// The task passed its `due_at` with no outcome and was escalated for it (once per task).
+    pub overdue: bool,
+    /// The customer's latest survey score before the incident opened; NaN when none.
+    pub satisfaction_before: f32,
+    /// Recovery outcomes reported for the task, in the order applied (at most `MAX_OUTCOMES`).
+    pub outcomes: ThinVec<OutcomeSeen>,
 }
 
 /// What differs between newly opened incidents; [`Incident::open`] sets the rest.
@@ -363,6 +436,9 @@ impl Incident {
             fired_by: None,
             unsettled: 0,
             has_failures: false,
+            overdue: false,
+            satisfaction_before: f32::NAN,
+            outcomes: ThinVec::new(),
         }
     }
 
@@ -374,10 +450,21 @@ impl Incident {
     pub fn is_closed(&self) -> bool {
         matches!(self.status, TaskStatus::Resolved | TaskStatus::Cancelled)
     }
+
+    /// Is the task still waiting for a recovery outcome, so that passing `due_at` escalates
+    /// it? Not once closed, not once any outcome came, and only once.
+    pub fn awaits_outcome(&self) -> bool {
+        !self.is_closed() && self.outcomes.is_empty() && !self.overdue
+    }
+
+    /// The type of the incident's first failure event (`missed_order_placed` for a missed
+    /// promise). None for an incident that customer effort opened: it has no failure event.
+    pub fn failure_type(&self) -> Option<&Arc<str>> {
+        (self.opened_by != Rule::CustomerEffort).then_some(&self.event_type)
+    }
 }
 
 impl CustomerState {
-    /// Forgets what no rule can need any more at event time `t`.
     /// The incident keyed by `key`, or the one it was merged into.
     pub fn incident_for(&self, key: &str) -> Option<usize> {
         self.more().incidents.iter().position(|i| i.covers(key))
@@ -396,6 +483,7 @@ impl CustomerState {
             d.incident_window.millis(),
             d.repeat_window.millis(),
             d.duplicate_horizon.millis(),
+            d.follow_up_period.millis(),
         );
         self.prune_contacts(t, d.effort_window.millis().max(d.cascade_window.millis()));
         let keep = d.allowed_lateness.millis().0 + d.out_of_orderness.millis().0;
@@ -419,11 +507,20 @@ impl CustomerState {
         incident_window: crate::domain::Millis,
         repeat_window: crate::domain::Millis,
         dup_horizon: crate::domain::Millis,
+        follow_up: crate::domain::Millis,
     ) {
         self.seen.retain(|(_, at)| at.plus(dup_horizon) >= t);
         let Some(m) = self.more.as_deref_mut() else {
             return;
         };
+        if let Some(l) = m.closed_loop.as_deref_mut() {
+            if !l.recovered.is_empty() {
+                l.recovered.retain(|r| r.resolved_at.plus(follow_up) >= t);
+            }
+            if l.is_empty() {
+                m.closed_loop = None;
+            }
+        }
         m.incidents
             .retain(|i| i.last_failure_at.plus(incident_window) >= t);
         // A missed promise stays matchable by a late fulfilment while its incident lives.
@@ -431,5 +528,55 @@ impl CustomerState {
             .retain(|x| !x.fired || x.deadline.plus(incident_window) >= t);
         m.incident_opens.retain(|o| o.plus(repeat_window) >= t);
         self.compact();
+    }
+}
+
+impl CustomerState {
+    /// The closed loop's memory, if any.
+    pub fn closed_loop(&self) -> Option<&LoopState> {
+        self.more().closed_loop.as_deref()
+    }
+
+    /// The closed loop's memory, for changing (allocated on first use).
+    pub fn closed_loop_mut(&mut self) -> &mut LoopState {
+        self.m().closed_loop.get_or_insert_with(Box::default)
+    }
+
+    /// Remembers a survey score given at `at`, unless a newer one is already known (a late
+    /// survey does not replace a newer answer).
+    pub fn note_survey(&mut self, at: EventTime, score: f32) {
+        if self
+            .closed_loop()
+            .and_then(|l| l.survey)
+            .is_some_and(|s| s.at > at)
+        {
+            return;
+        }
+        self.closed_loop_mut().survey = Some(Survey { at, score });
+    }
+
+    /// The latest survey score given strictly before `t`; NaN when there is none.
+    pub fn satisfaction_before(&self, t: EventTime) -> f32 {
+        match self.closed_loop().and_then(|l| l.survey) {
+            Some(s) if s.at < t => s.score,
+            _ => f32::NAN,
+        }
+    }
+
+    /// The deadlines the engine's timers must hold for this customer: unfired promises, and
+    /// tasks waiting for an outcome by their `due_at` (rebuilt from state after a restore, so
+    /// timers are never stored themselves).
+    pub fn timer_deadlines(&self) -> impl Iterator<Item = EventTime> + '_ {
+        let m = self.more();
+        m.expectations
+            .iter()
+            .filter(|x| !x.fired)
+            .map(|x| x.deadline)
+            .chain(
+                m.incidents
+                    .iter()
+                    .filter(|i| i.awaits_outcome() && i.due_at > EventTime::MIN)
+                    .map(|i| i.due_at),
+            )
     }
 }

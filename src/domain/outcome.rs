@@ -25,8 +25,19 @@ impl RecoveryStatus {
             RecoveryStatus::NoResponse => "no_response",
         }
     }
+
+    /// Did the recovery itself fail (a double deviation, domain.md "Closing the loop")? The
+    /// problem was not put right, or the customer never answered the attempt.
+    pub fn recovery_failed(self) -> bool {
+        matches!(
+            self,
+            RecoveryStatus::Unresolved | RecoveryStatus::NoResponse
+        )
+    }
 }
 
+/// What a case tool reports about one task. `score` is the customer's satisfaction after the
+/// recovery, on the scale of the survey scores (`detect.detractor_score_max`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecoveryOutcome {
     pub task_id: Box<str>,

@@ -192,7 +192,7 @@ pub(crate) fn spawn(
 }
 
 /// A touch-point partition is a trend source named `topic/partition`; every processor learns
-/// how many sources a trend window waits for.
+/// how many sources a trend window waits for; outcomes are validated, not applied.
 pub(crate) fn configure_trends(
     p: &mut Processor,
     config: &Config,
@@ -203,6 +203,8 @@ pub(crate) fn configure_trends(
         p.set_trend_source(format!("{}/{}", tp.0, tp.1));
     }
     p.set_trend_sources(sources);
+    // An outcomes partition's worker holds no customer state (see `set_apply_outcomes`).
+    p.set_apply_outcomes(false);
 }
 
 /// Where this partition's commit may go: not past a record still in the reorder buffer, nor

@@ -8,8 +8,10 @@ pub mod watermark;
 
 use crate::codec::{output::encode_task, DecodeError, Decoder, Reason};
 use crate::config::{Config, Format};
-use crate::detect::{Clock, Engine, FiredBy, Output, Verdict};
-use crate::domain::{EventTime, Millis, Outcome, RecoveryTask, SourcePos, TouchpointEvent};
+use crate::detect::{Clock, Engine, FiredBy, LoopMeasure, OutcomeVerdict, Output, Verdict};
+use crate::domain::{
+    EventTime, Millis, Outcome, RecoveryOutcome, RecoveryTask, SourcePos, TouchpointEvent,
+};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -58,7 +60,12 @@ pub enum Processed {
         outcome: Outcome,
         event_time: EventTime,
     },
-    /// A recovery outcome was accepted (the closed loop consumes it in a later stage).
+    /// A recovery outcome was accepted: applied to the engine (recorded on its task, or
+    /// ignored as a repeat), or held in the reorder buffer until the watermark passes it, like
+    /// an event. One for a task the partition's state does not hold is dead-lettered when it
+    /// is applied: at once, as `DeadLettered`, when it was already behind the watermark; later
+    /// as a dead-letter record among the outputs of the step that releases it. The engine's
+    /// stats count every verdict (`outcomes`, `outcomes_unknown`, `outcomes_duplicate`).
     RecoveryOutcome,
     /// A partial trend aggregate or marker was merged.
     TrendPartial,
@@ -85,14 +92,32 @@ pub enum Watermarking {
     External,
 }
 
-/// An event waiting in the reorder buffer: ordered by event time, then event id (so events
-/// with the same time are applied in the same order whatever order they arrived in), then
-/// arrival.
+/// An input waiting in the reorder buffer: ordered by event time, then events before outcomes
+/// (an outcome reports on what happened, so detection at the same instant comes first), then
+/// event id or task id (so inputs with the same time are applied in the same order whatever
+/// order they arrived in), then arrival.
 struct Pending {
     at: EventTime,
     seq: u64,
     src: SourcePos,
-    event: TouchpointEvent,
+    item: Item,
+}
+
+// Events are nearly every input: they stay unboxed; the rare outcome is boxed.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Event(TouchpointEvent),
+    /// A recovery outcome, with its record for the dead letter if its task is unknown.
+    Outcome(Box<(RecoveryOutcome, InboundRecord)>),
+}
+
+impl Pending {
+    fn key(&self) -> (EventTime, u8, &str, u64) {
+        match &self.item {
+            Item::Event(e) => (self.at, 0, &e.event_id, self.seq),
+            Item::Outcome(o) => (self.at, 1, &o.0.task_id, self.seq),
+        }
+    }
 }
 
 impl PartialEq for Pending {
@@ -108,9 +133,14 @@ impl PartialOrd for Pending {
 }
 impl Ord for Pending {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, &*self.event.event_id, self.seq).cmp(&(o.at, &*o.event.event_id, o.seq))
+        self.key().cmp(&o.key())
     }
 }
+
+/// Most closed-loop measures kept for [`Processor::take_loop_measures`]; beyond it new ones
+/// are dropped and counted (`loop_measures_dropped`). The caller drains after every step, so
+/// this only bounds memory while nothing drains them.
+const MAX_LOOP_MEASURES: usize = 16_384;
 
 /// Decode, validate, order, detect, dead-letter: everything between a consumed record and
 /// the records to produce for it. One per partition worker.
@@ -120,6 +150,12 @@ impl Ord for Pending {
 /// the events at or before `d` and before those after it). Any reordering within
 /// `detect.out_of_orderness` therefore leads to the same decisions. An event already behind
 /// the watermark is applied at once; beyond `detect.allowed_lateness` it is late.
+///
+/// Recovery outcomes (records from `input.recovery_outcomes.topics`) go through the same
+/// buffer, ordered by their `occurred_at`, so an outcome at or before a task's due time
+/// always comes before its overdue timer. An outcome is never late: behind the watermark it
+/// is applied at once, whatever its lateness (a case tool's report is still a fact). Its
+/// time counts towards `received_max` (and so the local watermark) like an event's.
 pub struct Processor {
     decoder: Decoder,
     engine: Engine,
@@ -153,6 +189,15 @@ pub struct Processor {
     /// Events released early because the reorder buffer was full.
     forced: u64,
     events: Vec<Output>,
+    /// Closed-loop measures since `take_loop_measures` (at most `MAX_LOOP_MEASURES`).
+    loop_measures: Vec<LoopMeasure>,
+    loop_measures_dropped: u64,
+    /// Apply recovery outcomes to the engine (the default). Off, they are only validated: in
+    /// the service an outcomes partition's worker holds no customers yet (see
+    /// [`Processor::set_apply_outcomes`]).
+    apply_outcomes: bool,
+    /// For the detail of an unknown task's dead letter.
+    incident_window: Millis,
 }
 
 impl Processor {
@@ -180,6 +225,10 @@ impl Processor {
             released: Vec::new(),
             forced: 0,
             events: Vec::new(),
+            loop_measures: Vec::new(),
+            apply_outcomes: true,
+            loop_measures_dropped: 0,
+            incident_window: config.detect.incident_window.millis(),
         }
     }
 
@@ -216,9 +265,23 @@ impl Processor {
 
     /// Moves the offsets of the records applied or dead-lettered since the last call into
     /// `into`, in the order applied. A record in the reorder buffer is not among them until
-    /// the watermark releases it.
+    /// the watermark releases it. Touch-point and outcome records alike: offsets carry no
+    /// topic, so a caller feeding one processor from two topic-partitions must tell them
+    /// apart itself.
     pub fn take_released(&mut self, into: &mut Vec<i64>) {
         into.append(&mut self.released);
+    }
+
+    /// Moves the closed-loop measures (outcomes, double deviations, tasks opened) emitted
+    /// since the last call into `into`, in the order emitted, for the trend stage. They are
+    /// not produced to Kafka. Call it after every step: at most `MAX_LOOP_MEASURES` are kept.
+    pub fn take_loop_measures(&mut self, into: &mut Vec<LoopMeasure>) {
+        into.append(&mut self.loop_measures);
+    }
+
+    /// Measures dropped because nobody took them in time (see `take_loop_measures`).
+    pub fn loop_measures_dropped(&self) -> u64 {
+        self.loop_measures_dropped
     }
 
     pub fn set_watermarking(&mut self, w: Watermarking) {
@@ -254,6 +317,15 @@ impl Processor {
         } else {
             InputKind::Outcome
         }
+    }
+
+    /// Whether recovery outcomes are applied to this processor's engine or only validated.
+    /// The service turns it off for partitions of the outcomes topics: applying an outcome
+    /// needs the customer's state, which lives with the co-partitioned touch-point
+    /// partition's worker, and routing outcomes there is not built yet. `amends replay`
+    /// applies them.
+    pub fn set_apply_outcomes(&mut self, on: bool) {
+        self.apply_outcomes = on;
     }
 
     /// Names this processor's partition as a trend source (`topic/partition`), which turns
@@ -304,8 +376,8 @@ impl Processor {
             let err = DecodeError::decode(None, "record has no payload (tombstone)");
             return self.dead_letter(rec, err, dead_at, out);
         };
-        let event = match self.kind(&rec.topic) {
-            InputKind::Touchpoint => self.decoder.touchpoint(payload),
+        let item = match self.kind(&rec.topic) {
+            InputKind::Touchpoint => self.decoder.touchpoint(payload).map(Item::Event),
             InputKind::TrendPartial => {
                 return match trend::decode_partial(rec) {
                     Ok(p) => {
@@ -321,7 +393,7 @@ impl Processor {
                     }
                 };
             }
-            InputKind::Outcome => {
+            InputKind::Outcome if !self.apply_outcomes => {
                 return match self.decoder.outcome(payload) {
                     Ok(_) => {
                         self.released.push(rec.offset);
@@ -330,17 +402,26 @@ impl Processor {
                     Err(err) => self.dead_letter(rec, err, dead_at, out),
                 };
             }
+            InputKind::Outcome => self
+                .decoder
+                .outcome(payload)
+                .map(|o| Item::Outcome(Box::new((o, rec.clone())))),
         };
-        let event = match event {
-            Ok(e) => e,
+        let item = match item {
+            Ok(i) => i,
             Err(err) => return self.dead_letter(rec, err, dead_at, out),
         };
-        let processed = Processed::Event {
-            channel: event.channel.0.clone(),
-            outcome: event.outcome,
-            event_time: event.occurred_at,
+        let (processed, at) = match &item {
+            Item::Event(event) => (
+                Processed::Event {
+                    channel: event.channel.0.clone(),
+                    outcome: event.outcome,
+                    event_time: event.occurred_at,
+                },
+                event.occurred_at,
+            ),
+            Item::Outcome(o) => (Processed::RecoveryOutcome, o.0.occurred_at),
         };
-        let at = event.occurred_at;
         if at > self.received_max {
             self.received_max = at;
         }
@@ -354,6 +435,16 @@ impl Processor {
         let mut result = processed;
         if at <= wm {
             // Behind the watermark: it cannot be ordered in any more, so it is applied now.
+            let event = match item {
+                Item::Event(e) => e,
+                Item::Outcome(o) => {
+                    let (o, rec) = *o;
+                    if let Some(err) = self.apply_outcome(&o, &rec, clock, out) {
+                        result = Processed::DeadLettered(err);
+                    }
+                    return self.after_input(result, clock, out);
+                }
+            };
             let late = self.engine.is_late(at);
             self.events.clear();
             let verdict = self
@@ -388,7 +479,7 @@ impl Processor {
                 at,
                 seq: self.seq,
                 src,
-                event,
+                item,
             };
             // After every buffered event it sorts at or after (the usual case), else in place.
             let pos = if self.buffer.back().is_none_or(|b| *b <= p) {
@@ -398,6 +489,17 @@ impl Processor {
             };
             self.buffer.insert(pos, p);
         }
+        self.after_input(result, clock, out)
+    }
+
+    /// What follows every accepted input: the local watermark moves, and the buffer is held
+    /// to its bound.
+    fn after_input(
+        &mut self,
+        result: Processed,
+        clock: Clock,
+        out: &mut Vec<OutboundRecord>,
+    ) -> Processed {
         if self.watermarking == Watermarking::Local {
             let wm = self.received_max.plus(Millis(-self.out_of_orderness.0));
             self.release(wm, FiredBy::EventTime, clock, out);
@@ -488,23 +590,77 @@ impl Processor {
     }
 
     fn apply(&mut self, p: Pending, clock: Clock, out: &mut Vec<OutboundRecord>) {
-        self.events.clear();
-        let verdict = self
-            .engine
-            .on_event(&p.event, &p.src, clock, false, &mut self.events);
-        if verdict == Verdict::Applied && self.trend.is_on() {
-            self.trend.event(&p.event, self.engine.classify(&p.event));
+        match p.item {
+            Item::Event(event) => {
+                self.events.clear();
+                let verdict = self
+                    .engine
+                    .on_event(&event, &p.src, clock, false, &mut self.events);
+                if verdict == Verdict::Applied && self.trend.is_on() {
+                    self.trend.event(&event, self.engine.classify(&event));
+                }
+                self.drain_outputs(out);
+                self.released.push(p.src.offset);
+            }
+            Item::Outcome(o) => {
+                let (o, rec) = *o;
+                self.apply_outcome(&o, &rec, clock, out);
+            }
         }
+    }
+
+    /// Applies a recovery outcome; one whose task the engine does not hold is dead-lettered
+    /// (returned). Either way the record is done with.
+    fn apply_outcome(
+        &mut self,
+        o: &RecoveryOutcome,
+        rec: &InboundRecord,
+        clock: Clock,
+        out: &mut Vec<OutboundRecord>,
+    ) -> Option<DecodeError> {
+        self.events.clear();
+        let verdict = self.engine.on_outcome(o, clock, &mut self.events);
         self.drain_outputs(out);
-        self.released.push(p.src.offset);
+        self.released.push(rec.offset);
+        if verdict != OutcomeVerdict::UnknownTask {
+            return None;
+        }
+        let err = DecodeError {
+            reason: Reason::Validation,
+            field: Some("task_id".into()),
+            detail: format!(
+                "no task {} for this customer in this partition's state: never opened here, or \
+                 forgotten detect.incident_window ({}) after its last failure (the outcomes \
+                 topic must be keyed by customer_id and partitioned like the touch-points)",
+                o.task_id,
+                self.incident_window.human()
+            ),
+        };
+        // Stamped like the outputs: the outcome's own time under the event clock.
+        out.push(dead_letter::record(
+            &self.dead_letter_topic,
+            rec,
+            &err,
+            clock.at(o.occurred_at),
+        ));
+        Some(err)
     }
 
     fn drain_outputs(&mut self, out: &mut Vec<OutboundRecord>) {
         for o in self.events.drain(..) {
             match o {
                 Output::Task(task) => {
-                    self.trend.task(&task);
                     out.push(task_record(&self.tasks_topic, &task, self.output_format))
+                }
+                // Tasks opened, recovery outcomes and double deviations count in the trend
+                // windows; with trends off they are kept for `take_loop_measures`.
+                Output::Loop(m) if self.trend.is_on() => self.trend.measure(&m),
+                Output::Loop(m) => {
+                    if self.loop_measures.len() < MAX_LOOP_MEASURES {
+                        self.loop_measures.push(m);
+                    } else {
+                        self.loop_measures_dropped += 1;
+                    }
                 }
             }
         }

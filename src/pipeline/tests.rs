@@ -1,4 +1,5 @@
 use super::*;
+use crate::detect::LoopKind;
 use crate::pipeline::dead_letter::DeadLetterLine;
 
 fn rec(offset: i64, payload: &[u8]) -> InboundRecord {
@@ -156,4 +157,230 @@ fn a_rebuilt_partition_has_fired_the_timers_its_history_passed() {
     rebuilt.process(&records[2], EventTime(0), &mut out);
     rebuilt.flush(EventTime(0), &mut out);
     assert_eq!(tasks(&out), want);
+}
+
+fn outcome_rec(offset: i64, json: &str) -> InboundRecord {
+    InboundRecord {
+        topic: Arc::from("recovery-outcomes"),
+        ..rec(offset, json.as_bytes())
+    }
+}
+
+fn delivery_failed(id: &str, at: &str, customer: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","occurred_at":"{at}","customer_id":"{customer}","channel":"shipping","touchpoint":"delivery","type":"delivery_failed","outcome":"failure","reference":"o-1","cause":"internal","amount":120.0,"currency":"EUR","customer":{{"since":"2024-01-01","segment":"smb","annual_value":1200.0}}}}"#
+    )
+}
+
+fn outcome_json(task_id: &str, customer: &str, at: &str, status: &str) -> String {
+    format!(
+        r#"{{"task_id":"{task_id}","customer_id":"{customer}","occurred_at":"{at}","status":"{status}","score":4}}"#
+    )
+}
+
+/// An outcome goes through the reorder buffer with the events, by `occurred_at`: one that
+/// arrives before the failure it reports on (within the out-of-orderness) still finds its
+/// task, and one that comes by the task's due time keeps the task from going overdue, while
+/// another customer's task without an outcome is escalated once.
+#[test]
+fn outcomes_are_applied_in_event_time_order_with_the_events() {
+    let config = Config::defaults();
+    let mut p = Processor::new(&config).with_event_clock();
+    let task_1 = crate::detect::ids::stable_id("t", &["c-1", "o-1", "e-1"]);
+    let mut out = Vec::new();
+    // Arrival: the outcome (10:01) first, then the failure (10:00) it is about.
+    let outcome = outcome_rec(
+        100,
+        &outcome_json(&task_1, "c-1", "2026-11-22T10:01:00Z", "resolved"),
+    );
+    let r = p.process(&outcome, EventTime(0), &mut out);
+    assert_eq!(r, Processed::RecoveryOutcome);
+    p.process(
+        &rec_at(0, &delivery_failed("e-1", "2026-11-22T10:00:00Z", "c-1")),
+        EventTime(0),
+        &mut out,
+    );
+    p.process(
+        &rec_at(1, &delivery_failed("e-2", "2026-11-22T10:01:30Z", "c-2")),
+        EventTime(0),
+        &mut out,
+    );
+    assert!(
+        out.is_empty(),
+        "all held by the reorder buffer: {:?}",
+        tasks(&out)
+    );
+    assert_eq!(p.buffered_offsets(), [0, 1, 100]);
+    // The same outcome delivered again.
+    p.process(
+        &outcome_rec(
+            101,
+            &outcome_json(&task_1, "c-1", "2026-11-22T10:01:00Z", "resolved"),
+        ),
+        EventTime(0),
+        &mut out,
+    );
+    // A day later: the watermark passes everything and both due times (18:00, 18:01:30).
+    p.process(
+        &rec_at(2, r#"{"event_id":"e-3","occurred_at":"2026-11-23T10:00:00Z","customer_id":"c-3","channel":"sales","touchpoint":"checkout","type":"order_shipped","outcome":"success"}"#),
+        EventTime(0),
+        &mut out,
+    );
+    let got = tasks(&out);
+    let task_2 = crate::detect::ids::stable_id("t", &["c-2", "o-1", "e-2"]);
+    assert_eq!(
+        got,
+        [
+            (
+                task_1.clone(),
+                1,
+                "breaking_point".to_string(),
+                "Open".to_string()
+            ),
+            (
+                task_2.clone(),
+                1,
+                "breaking_point".to_string(),
+                "Open".to_string()
+            ),
+            (
+                task_2.clone(),
+                2,
+                "breaking_point".to_string(),
+                "Escalated".to_string()
+            ),
+        ],
+        "only c-2's task, with no outcome, is escalated at its due time"
+    );
+    let overdue: RecoveryTask = serde_json::from_slice(&out[2].payload).unwrap();
+    assert_eq!(
+        (overdue.reason.as_deref(), overdue.emitted_at.as_str()),
+        (
+            Some("overdue: no recovery outcome by the due time 2026-11-22T18:01:30.000Z"),
+            "2026-11-22T18:01:30.000Z"
+        )
+    );
+    let mut released = Vec::new();
+    p.take_released(&mut released);
+    assert_eq!(released, [0, 100, 101, 1], "in the order applied");
+
+    let mut measures = Vec::new();
+    p.take_loop_measures(&mut measures);
+    let kinds: Vec<String> = measures
+        .iter()
+        .map(|m| match &m.kind {
+            LoopKind::TaskOpened { rule, .. } => format!("opened {rule} at {}", m.at),
+            LoopKind::Outcome {
+                status,
+                time_to_recovery,
+                paradox,
+                double_deviation,
+            } => format!(
+                "{} at {}: {time_to_recovery:?} {paradox:?} {double_deviation}",
+                status.as_str(),
+                m.at
+            ),
+            LoopKind::DoubleDeviation => format!("double deviation at {}", m.at),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "opened breaking_point at 2026-11-22T10:00:00.000Z",
+            // 10:00 -> 10:01; no survey before, so no paradox.
+            "resolved at 2026-11-22T10:01:00.000Z: Some(Millis(60000)) None false",
+            "opened breaking_point at 2026-11-22T10:01:30.000Z",
+        ]
+    );
+    assert_eq!(
+        (
+            &*measures[1].channel,
+            measures[1].touchpoint.as_str(),
+            measures[1].segment.as_deref(),
+            measures[1].failure_type.as_deref()
+        ),
+        ("shipping", "delivery", Some("smb"), Some("delivery_failed"))
+    );
+    p.take_loop_measures(&mut measures);
+    assert_eq!(measures.len(), 3, "taken once");
+    let s = p.engine().stats();
+    assert_eq!(
+        (
+            s.outcomes,
+            s.outcomes_duplicate,
+            s.outcomes_unknown,
+            s.tasks_overdue
+        ),
+        (2, 1, 0, 1)
+    );
+    assert_eq!(p.loop_measures_dropped(), 0);
+}
+
+#[test]
+fn an_outcome_for_an_unknown_task_is_dead_lettered() {
+    let mut p = Processor::new(&Config::defaults()).with_event_clock();
+    let mut out = Vec::new();
+    p.process(
+        &rec_at(0, &delivery_failed("e-1", "2026-11-22T10:00:00Z", "c-1")),
+        EventTime(0),
+        &mut out,
+    );
+    // Still in the reorder buffer: accepted now, dead-lettered when it is applied.
+    let payload = outcome_json("t-nope", "c-1", "2026-11-22T10:05:00Z", "resolved");
+    let r = p.process(&outcome_rec(7, &payload), EventTime(0), &mut out);
+    assert_eq!(r, Processed::RecoveryOutcome);
+    p.flush(EventTime(0), &mut out);
+    let dead: Vec<&OutboundRecord> = out
+        .iter()
+        .filter(|o| o.kind == OutboundKind::DeadLetter)
+        .collect();
+    assert_eq!(dead.len(), 1, "{out:?}");
+    assert_eq!(dead[0].payload, payload.as_bytes(), "original bytes");
+    assert_eq!(dead[0].key.as_deref(), Some(&b"c-1"[..]));
+    let line = DeadLetterLine::from_record(&dead[0].headers, &dead[0].payload);
+    assert_eq!(
+        (
+            line.reason.as_str(),
+            line.field.as_deref(),
+            line.topic.as_str(),
+            line.offset
+        ),
+        ("validation", Some("task_id"), "recovery-outcomes", 7)
+    );
+    assert!(
+        line.detail
+            .contains("no task t-nope for this customer in this partition's state"),
+        "{}",
+        line.detail
+    );
+    assert_eq!(line.dead_lettered_at, "2026-11-22T10:05:00.000Z");
+    let mut released = Vec::new();
+    p.take_released(&mut released);
+    assert!(released.contains(&7), "done with: {released:?}");
+
+    // Behind the watermark it is applied, and dead-lettered, at once.
+    out.clear();
+    let payload = outcome_json("t-nope-2", "c-9", "2026-11-22T09:00:00Z", "no_response");
+    match p.process(&outcome_rec(8, &payload), EventTime(0), &mut out) {
+        Processed::DeadLettered(err) => {
+            assert_eq!(
+                (err.reason, err.field.as_deref()),
+                (Reason::Validation, Some("task_id"))
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        (out.len(), out[0].kind, header(&out[0], "amends.field")),
+        (1, OutboundKind::DeadLetter, Some("task_id"))
+    );
+    assert_eq!(p.engine().stats().outcomes_unknown, 2);
+    let mut measures = Vec::new();
+    p.take_loop_measures(&mut measures);
+    assert!(
+        measures
+            .iter()
+            .all(|m| matches!(m.kind, LoopKind::TaskOpened { .. })),
+        "an unknown task is not measured: {measures:?}"
+    );
 }

@@ -14,7 +14,8 @@
 use super::{InboundRecord, OutboundKind, OutboundRecord};
 use crate::config::Config;
 use crate::detect::rules::FailureSignal;
-use crate::domain::{EventTime, RecoveryTask, TouchpointEvent};
+use crate::detect::{LoopKind, LoopMeasure};
+use crate::domain::{EventTime, TouchpointEvent};
 use crate::trend::alert::AlertStatus;
 use crate::trend::{
     AlertConfig, Alerting, Fact, Merger, PartialRecord, PartitionTrends, Snapshot, WindowCounts,
@@ -70,24 +71,54 @@ impl TrendFeed {
         });
     }
 
-    /// A task revision went out; its first revision counts as a task opened at `detected_at`.
-    pub(crate) fn task(&mut self, t: &RecoveryTask) {
-        if self.source.is_none() || t.revision != 1 {
+    /// What the engine measured: a task opened, a recovery outcome, a double deviation.
+    pub(crate) fn measure(&mut self, m: &LoopMeasure) {
+        if self.source.is_none() {
             return;
         }
-        let Ok(at) = EventTime::parse(&t.detected_at) else {
-            return;
+        let (at, channel, touchpoint) = (m.at, &*m.channel, m.touchpoint.as_str());
+        let segment = m.segment.as_deref();
+        let failure_type = m.failure_type.as_deref();
+        let fact = match &m.kind {
+            LoopKind::TaskOpened {
+                rule,
+                severity,
+                value_at_risk,
+            } => Fact::TaskOpened {
+                at,
+                channel,
+                touchpoint,
+                segment,
+                failure_type,
+                rule,
+                severity: *severity,
+                value_at_risk: *value_at_risk,
+            },
+            LoopKind::Outcome {
+                status,
+                double_deviation,
+                paradox,
+                time_to_recovery,
+            } => Fact::Outcome {
+                at,
+                channel,
+                touchpoint,
+                segment,
+                failure_type,
+                status: *status,
+                double_deviation: *double_deviation,
+                paradox: *paradox,
+                time_to_recovery: *time_to_recovery,
+            },
+            LoopKind::DoubleDeviation => Fact::DoubleDeviation {
+                at,
+                channel,
+                touchpoint,
+                segment,
+                failure_type,
+            },
         };
-        self.trends.record(&Fact::TaskOpened {
-            at,
-            channel: &t.channel,
-            touchpoint: &t.touchpoint,
-            segment: t.segment.as_deref(),
-            failure_type: t.evidence.first().map(|e| e.event_type.as_str()),
-            rule: &t.rule,
-            severity: t.severity,
-            value_at_risk: t.value_at_risk,
-        });
+        self.trends.record(&fact);
     }
 
     /// Closes the windows the watermark passed (end + allowed lateness at or before it).
