@@ -48,6 +48,8 @@ pub struct DemoReport {
     pub poison_records: usize,
     pub tasks: Vec<RecoveryTask>,
     pub dead_letters: Vec<DeadLetterLine>,
+    pub snapshots: usize,
+    pub alerts: Vec<serde_json::Value>,
     pub elapsed: Duration,
     pub text: String,
 }
@@ -97,6 +99,9 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         customers: opts.customers,
         duration: crate::domain::Millis::from_days(3),
         poison_every: 2_500,
+        // Billing fails six times as often for two hours on day 3 (the first two days give
+        // the baseline its time of day): a trend alert fires and resolves.
+        spike: crate::sim::Spike::parse(DEMO_SPIKE).ok(),
         ..SimConfig::default()
     });
     let records = sim.records();
@@ -120,13 +125,33 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         stop.clone(),
         Arc::new(Health::default()),
     ));
-    let caught_up = wait_for_commits(
+    let mut caught_up = wait_for_commits(
         &bootstrap,
         &config,
+        &config.input.touchpoints.topics[0],
         opts.partitions,
         Duration::from_secs(60),
     )
     .await;
+    // Then the trend partials the partitions sent once they went idle are merged: wait until
+    // the snapshots stop coming. (The partials topic's commit never reaches its end: each
+    // source's latest marker is held until its next one.)
+    if caught_up {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = usize::MAX;
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let n = read_topic(&bootstrap, &config.output.trend_snapshots, opts.partitions)?.len();
+            if n > 0 && n == last {
+                break;
+            }
+            if Instant::now() > deadline {
+                caught_up = false;
+                break;
+            }
+            last = n;
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     match pipeline.await {
         Ok(r) => {
@@ -148,10 +173,20 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
             .into_iter()
             .map(|(headers, payload)| DeadLetterLine::from_record(&headers, &payload))
             .collect();
+    let json = |topic: &str| -> Result<Vec<serde_json::Value>, DemoError> {
+        Ok(read_topic(&bootstrap, topic, opts.partitions)?
+            .into_iter()
+            .filter_map(|(_, payload)| serde_json::from_slice(&payload).ok())
+            .collect())
+    };
+    let snapshots = json(&config.output.trend_snapshots)?;
+    let alerts = json(&config.output.trend_alerts)?;
     write_lines(&opts.output.join("recovery-tasks.jsonl"), &tasks)?;
     write_lines(&opts.output.join("dead-letter.jsonl"), &dead_letters)?;
+    write_lines(&opts.output.join("trend-snapshots.jsonl"), &snapshots)?;
+    write_lines(&opts.output.join("trend-alerts.jsonl"), &alerts)?;
     let elapsed = started.elapsed();
-    let text = render(
+    let mut text = render(
         &opts,
         records.len(),
         poison_records,
@@ -159,6 +194,7 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         &dead_letters,
         elapsed,
     );
+    text.push_str(&render_trends(&snapshots, &alerts));
     std::fs::write(opts.output.join("summary.txt"), &text)?;
     // Clients must go before the mock cluster they talk to, or they log broker-down errors.
     drop(producer);
@@ -168,9 +204,40 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         poison_records,
         tasks,
         dead_letters,
+        snapshots: snapshots.len(),
+        alerts,
         elapsed,
         text,
     })
+}
+
+/// The injected failure spike (see `amends simulate --spike`).
+const DEMO_SPIKE: &str = "2026-11-23T12:00:00Z,2h,billing,6";
+
+fn render_trends(snapshots: &[serde_json::Value], alerts: &[serde_json::Value]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nTrends: {} window snapshots (5 min and 1 h, per channel, channel x touch-point, segment, failure type); injected spike: {DEMO_SPIKE}",
+        snapshots.len()
+    );
+    if alerts.is_empty() {
+        let _ = writeln!(s, "  no trend alert");
+    }
+    for a in alerts {
+        let _ = writeln!(
+            s,
+            "  {} {}\n    {}",
+            a["status"].as_str().unwrap_or_default(),
+            a["alert_id"].as_str().unwrap_or_default(),
+            a["summary"].as_str().unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Trend outputs: trend-snapshots.jsonl, trend-alerts.jsonl"
+    );
+    s
 }
 
 fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result<()> {
@@ -186,10 +253,11 @@ fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result
 async fn wait_for_commits(
     bootstrap: &str,
     config: &Config,
+    topic: &str,
     partitions: i32,
     limit: Duration,
 ) -> bool {
-    let topic = config.input.touchpoints.topics[0].clone();
+    let topic = topic.to_string();
     let group = config.kafka.group_id.clone();
     let bootstrap = bootstrap.to_string();
     tokio::task::spawn_blocking(move || {

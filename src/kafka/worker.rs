@@ -503,7 +503,29 @@ impl Worker {
                 // An error means the previous batch failed, which is fatal anyway.
                 let _ = previous.await;
             }
-            for o in batch {
+            // Tasks and dead letters one after the other, as they were made; a close call's
+            // partials all at once (each is about its own window and dimension), then its
+            // markers, which must not overtake them.
+            let (mut partials, mut rest): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .partition(|o| o.kind == OutboundKind::TrendPartial);
+            let markers: Vec<_> = {
+                let (m, r): (Vec<_>, Vec<_>) = rest
+                    .into_iter()
+                    .partition(|o| o.kind == OutboundKind::TrendClosed);
+                rest = r;
+                m
+            };
+            for o in rest {
+                sink.deliver(o, ts).await.map_err(|e| (at, e))?;
+            }
+            let sent =
+                futures_util::future::join_all(partials.drain(..).map(|o| sink.deliver(o, ts)))
+                    .await;
+            for r in sent {
+                r.map_err(|e| (at, e))?;
+            }
+            for o in markers {
                 sink.deliver(o, ts).await.map_err(|e| (at, e))?;
             }
             if let Some(done) = done {
