@@ -143,10 +143,7 @@ fn event(
 }
 
 fn snapshot<'a>(out: &'a Out, id: &str) -> Option<&'a Value> {
-    out.snapshots
-        .iter()
-        .filter(|s| s["snapshot_id"] == id)
-        .last()
+    out.snapshots.iter().rfind(|s| s["snapshot_id"] == id)
 }
 
 /// An event exactly at a boundary opens the next window; a late event counts in no window
