@@ -29,6 +29,20 @@ struct Produced {
     payload: Vec<u8>,
 }
 
+impl Produced {
+    /// The record as the service's consumer hands it over.
+    fn inbound(&self, topic: &str) -> InboundRecord {
+        InboundRecord {
+            topic: Arc::from(topic),
+            partition: self.partition,
+            offset: self.offset,
+            key: Some(self.key.clone()),
+            payload: Some(self.payload.clone()),
+            timestamp_ms: None,
+        }
+    }
+}
+
 struct Env {
     mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     config: Config,
@@ -217,15 +231,7 @@ fn expected_with_restart(
             if r.offset == cut_at {
                 proc = Processor::new(config);
             }
-            let rec = InboundRecord {
-                topic: Arc::from(topic),
-                partition,
-                offset: r.offset,
-                key: Some(r.key.clone()),
-                payload: Some(r.payload.clone()),
-                timestamp_ms: None,
-            };
-            proc.process(&rec, EventTime(0), &mut outs);
+            proc.process(&r.inbound(topic), EventTime(0), &mut outs);
         }
         proc.flush(EventTime(0), &mut outs);
         procs.push((proc, outs));
@@ -276,15 +282,7 @@ fn expected_snapshots(
         proc.set_trend_source(format!("{topic}/{partition}"));
         let mut outs = Vec::new();
         for r in recs {
-            let rec = InboundRecord {
-                topic: Arc::from(topic),
-                partition,
-                offset: r.offset,
-                key: Some(r.key.clone()),
-                payload: Some(r.payload.clone()),
-                timestamp_ms: None,
-            };
-            proc.process(&rec, EventTime(0), &mut outs);
+            proc.process(&r.inbound(topic), EventTime(0), &mut outs);
         }
         proc.flush(EventTime(0), &mut outs);
         last_event = last_event.max(proc.received_max());

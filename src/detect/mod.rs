@@ -132,6 +132,8 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(EventTime, Arc<str>)>>,
     /// Deadlines for new timers noted while applying one input (reused, so no allocation).
     new_timers: Vec<EventTime>,
+    /// The classification of the last event applied (see `last_failure_signal`).
+    last_signal: Option<FailureSignal>,
     /// Shared strings for the state (see `state::Syms`).
     syms: RefCell<Syms>,
     /// Event types the configuration names, and as what.
@@ -163,6 +165,7 @@ impl Engine {
             next_sweep: EventTime::MIN,
             timers: BinaryHeap::new(),
             new_timers: Vec::new(),
+            last_signal: None,
             syms: RefCell::new(Syms::default()),
             kinds: {
                 let d = &config.detect;
@@ -238,6 +241,12 @@ impl Engine {
         v
     }
 
+    /// How the event last given to [`Engine::on_event`] was classified (`None`: not a
+    /// failure), so a caller need not classify it again.
+    pub fn last_failure_signal(&self) -> Option<FailureSignal> {
+        self.last_signal
+    }
+
     /// Pushes the timers noted for a customer (draining `deadlines`). The timer shares the
     /// customer's key. (A customer's rarely used parts that emptied are released at their next
     /// event or by the hourly sweep, not looked up again here.)
@@ -274,13 +283,7 @@ impl Engine {
             None => OutcomeVerdict::UnknownTask,
             Some(cust) => {
                 let t = o.occurred_at.max(cust.last_activity);
-                cust.prune(
-                    t,
-                    d.incident_window.millis(),
-                    d.repeat_window.millis(),
-                    d.duplicate_horizon.millis(),
-                    d.follow_up_period.millis(),
-                );
+                cust.prune(t, d);
                 closed_loop::on_outcome(cust, o, out)
             }
         };
@@ -309,6 +312,7 @@ impl Engine {
         }
         let fp = ids::fingerprint(&e.event_id);
         let failure = self.classify(e);
+        self.last_signal = failure;
         let kind = self.kind(&e.event_type);
         let is_contact = kind.contact;
         if self.customers.len() >= self.detect.max_customers
@@ -327,13 +331,7 @@ impl Engine {
         // State is pruned against the customer's latest activity, so a late event never
         // revives what a newer one already expired.
         let t = e.occurred_at.max(cust.last_activity);
-        cust.prune(
-            t,
-            d.incident_window.millis(),
-            d.repeat_window.millis(),
-            d.duplicate_horizon.millis(),
-            d.follow_up_period.millis(),
-        );
+        cust.prune(t, d);
         if cust.seen.iter().any(|(f, _)| *f == fp) {
             self.stats.duplicates += 1;
             return Verdict::Duplicate;

@@ -478,13 +478,7 @@ impl CustomerState {
         if t <= self.last_activity.plus(d.duplicate_horizon.millis()) {
             return;
         }
-        self.prune(
-            t,
-            d.incident_window.millis(),
-            d.repeat_window.millis(),
-            d.duplicate_horizon.millis(),
-            d.follow_up_period.millis(),
-        );
+        self.prune(t, d);
         self.prune_contacts(t, d.effort_window.millis().max(d.cascade_window.millis()));
         let keep = d.allowed_lateness.millis().0 + d.out_of_orderness.millis().0;
         let horizon = self.last_activity.plus(crate::domain::Millis(-keep));
@@ -501,14 +495,13 @@ impl CustomerState {
         }
     }
 
-    pub fn prune(
-        &mut self,
-        t: EventTime,
-        incident_window: crate::domain::Millis,
-        repeat_window: crate::domain::Millis,
-        dup_horizon: crate::domain::Millis,
-        follow_up: crate::domain::Millis,
-    ) {
+    /// Forgets, as of event time `t`, recent ids, incidents, failures and recoveries older
+    /// than their windows in `d`.
+    pub fn prune(&mut self, t: EventTime, d: &crate::config::DetectConfig) {
+        let incident_window = d.incident_window.millis();
+        let repeat_window = d.repeat_window.millis();
+        let dup_horizon = d.duplicate_horizon.millis();
+        let follow_up = d.follow_up_period.millis();
         self.seen.retain(|(_, at)| at.plus(dup_horizon) >= t);
         let Some(m) = self.more.as_deref_mut() else {
             return;

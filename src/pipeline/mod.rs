@@ -451,7 +451,7 @@ impl Processor {
                 .engine
                 .on_event(&event, &src, clock, late, &mut self.events);
             if verdict == Verdict::Applied && self.trend.is_on() {
-                self.trend.event(&event, self.engine.classify(&event));
+                self.trend.event(&event, self.engine.last_failure_signal());
             }
             self.drain_outputs(out);
             self.released.push(rec.offset);
@@ -597,7 +597,7 @@ impl Processor {
                     .engine
                     .on_event(&event, &p.src, clock, false, &mut self.events);
                 if verdict == Verdict::Applied && self.trend.is_on() {
-                    self.trend.event(&event, self.engine.classify(&event));
+                    self.trend.event(&event, self.engine.last_failure_signal());
                 }
                 self.drain_outputs(out);
                 self.released.push(p.src.offset);
