@@ -993,3 +993,226 @@ fn support_now_ms() -> i64 {
         .expect("clock after 1970")
         .as_millis() as i64
 }
+
+/// The closed loop in the running service: outcomes come from their own topic, co-partitioned
+/// with the touch points, and reach the worker that holds the customer. A task with an
+/// outcome before its due time is not escalated; a task without one is, as `overdue`; an
+/// outcome for a task nobody opened is dead-lettered with its reason; the outcome counts in
+/// the trend snapshot of its window; and both topics' offsets are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_reach_the_worker_that_holds_the_customer() {
+    let mut env = env("loop");
+    // Due one hour after detection: the wall clock (idle partitions) passes it at once.
+    for r in [
+        &mut env.config.policy.response.minor,
+        &mut env.config.policy.response.major,
+        &mut env.config.policy.response.critical,
+    ] {
+        r.within = amends::config::Dur::hours(1);
+    }
+    env.config.detect.idle_partition_after = amends::config::Dur::secs(1);
+    env.config.trend.complete_wait = amends::config::Dur::secs(30);
+    let topic = env.config.input.touchpoints.topics[0].clone();
+    let outcomes_topic = env.config.input.recovery_outcomes.topics[0].clone();
+    let bootstrap = env.config.kafka.brokers.clone();
+    // Customers 0..8 each fail once, c minutes after a whole hour three hours ago, so every
+    // due time (an hour after detection) and that hour's window (closed an hour after its
+    // end) lie in the past. A last event at the wall clock's now moves the watermark there
+    // once the partitions go idle.
+    let now = support_now_ms();
+    let t0 = EventTime(now - now % 3_600_000 - 3 * 3_600_000);
+    let shipping_failure = |c: usize, at: EventTime| {
+        format!(
+            r#"{{"event_id":"e-{c:06}","occurred_at":"{at}","customer_id":"c-{c:04}","channel":"shipping","touchpoint":"delivery","type":"delivery_failed","outcome":"failure","reference":"order-{c}","cause":"internal","amount":40.5,"currency":"EUR","customer":{{"since":"2024-01-01","segment":"smb","annual_value":3000.0}}}}"#
+        )
+    };
+    let mut events: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|c| {
+            let at = t0.plus(amends::domain::Millis::from_secs(60 * c as i64));
+            (format!("c-{c:04}"), shipping_failure(c, at).into_bytes())
+        })
+        .collect();
+    events.push((
+        "c-9999".into(),
+        format!(
+            r#"{{"event_id":"e-clock","occurred_at":"{}","customer_id":"c-9999","channel":"sales","touchpoint":"checkout","type":"order_placed","outcome":"success"}}"#,
+            EventTime(now)
+        )
+        .into_bytes(),
+    ));
+    let produced = produce(&bootstrap, &topic, &events).await;
+    let want = expected(&env.config, &topic, &produced);
+    let opened: BTreeMap<String, RecoveryTask> = want
+        .values()
+        .filter(|t| t.revision == 1 && t.rule == "breaking_point")
+        .map(|t| (t.customer_id.clone(), t.clone()))
+        .collect();
+    assert_eq!(opened.len(), 8, "one task per customer: {opened:?}");
+    // Even customers' case tool reports a resolved recovery 30 minutes after detection.
+    let outcome = |task: &str, customer: &str, at: EventTime| {
+        format!(
+            r#"{{"task_id":"{task}","customer_id":"{customer}","occurred_at":"{at}","status":"resolved","score":5}}"#
+        )
+    };
+    let mut reports: Vec<(String, Vec<u8>)> = opened
+        .values()
+        .filter(|t| t.customer_id.ends_with(['0', '2', '4', '6']))
+        .map(|t| {
+            let at = EventTime::parse(&t.detected_at)
+                .expect("detected_at")
+                .plus(amends::domain::Millis::from_secs(1800));
+            (
+                t.customer_id.clone(),
+                outcome(&t.task_id, &t.customer_id, at).into_bytes(),
+            )
+        })
+        .collect();
+    // And one about a task that never existed.
+    reports.push((
+        "c-0001".into(),
+        outcome(
+            "t-unknown",
+            "c-0001",
+            t0.plus(amends::domain::Millis::from_secs(600)),
+        )
+        .into_bytes(),
+    ));
+    let reported = produce(&bootstrap, &outcomes_topic, &reports).await;
+    for (r, e) in reported.iter().zip(&reports) {
+        let home = produced.iter().find(|p| p.key == e.0.as_bytes());
+        if let Some(home) = home {
+            assert_eq!(r.partition, home.partition, "co-partitioned by customer_id");
+        }
+    }
+
+    let run = start(&env.config);
+    let tasks_topic = env.config.output.recovery_tasks.clone();
+    // The odd customers' tasks go overdue: 4 second revisions.
+    let ok = wait_until(Duration::from_secs(40), || {
+        tasks_seen(&bootstrap, &tasks_topic)
+            .iter()
+            .filter(|t| t.revision == 2)
+            .count()
+            >= 4
+    })
+    .await;
+    let outcome_parts: HashMap<i32, i64> = reported.iter().fold(HashMap::new(), |mut m, r| {
+        let e = m.entry(r.partition).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+        m
+    });
+    let committed_ok = wait_until(Duration::from_secs(20), || {
+        let c = committed(&env.config, &outcomes_topic);
+        outcome_parts.iter().all(|(p, o)| c.get(p) == Some(o))
+    })
+    .await;
+    // The hour window from t0 closes once the watermark passes its end plus the lateness.
+    let hour = t0.to_string();
+    let snapshots_topic = env.config.output.trend_snapshots.clone();
+    let shipping_hour = || {
+        read_all(&bootstrap, &snapshots_topic)
+            .into_iter()
+            .map(|(_, p)| serde_json::from_slice::<serde_json::Value>(&p).expect("json"))
+            .filter(|v| {
+                v["dimension"]["kind"] == "channel"
+                    && v["dimension"]["channel"] == "shipping"
+                    && v["window_seconds"] == 3600
+                    && v["window_start"] == hour.as_str()
+            })
+            .max_by_key(|v| v["revision"].as_u64())
+    };
+    let snap_ok = wait_until(Duration::from_secs(40), || shipping_hour().is_some()).await;
+    run.stop().await;
+    let seen = tasks_seen(&bootstrap, &tasks_topic);
+    assert!(
+        ok,
+        "the tasks without an outcome went overdue: {:?}",
+        seen.iter()
+            .map(|t| (&t.customer_id, t.revision, t.status, &t.due_at))
+            .collect::<Vec<_>>()
+    );
+    for t in opened.values() {
+        let revs: Vec<&RecoveryTask> = seen.iter().filter(|s| s.task_id == t.task_id).collect();
+        let reported = t.customer_id.ends_with(['0', '2', '4', '6']);
+        let last = revs.iter().max_by_key(|s| s.revision).expect("a revision");
+        if reported {
+            assert_eq!(
+                (last.revision, last.status),
+                (1, amends::domain::TaskStatus::Open),
+                "{}: its outcome came before the due time, so it is not escalated",
+                t.customer_id
+            );
+        } else {
+            assert_eq!(
+                (last.revision, last.status),
+                (2, amends::domain::TaskStatus::Escalated),
+                "{}: no outcome by the due time",
+                t.customer_id
+            );
+            assert!(
+                last.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("overdue: no recovery outcome by the due time")),
+                "{:?}",
+                last.reason
+            );
+        }
+    }
+    let dead = read_all(&bootstrap, &env.config.output.dead_letter);
+    let unknown = reported.last().expect("the unknown one");
+    let h = |hs: &Headers_, k: &str| hs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(dead.len(), 1, "only the unknown task's outcome: {dead:?}");
+    assert_eq!(
+        (
+            h(&dead[0].0, "amends.field"),
+            h(&dead[0].0, "amends.source.topic"),
+            h(&dead[0].0, "amends.source.partition"),
+            h(&dead[0].0, "amends.source.offset"),
+        ),
+        (
+            Some("task_id".to_string()),
+            Some(outcomes_topic.clone()),
+            Some(unknown.partition.to_string()),
+            Some(unknown.offset.to_string())
+        )
+    );
+    assert_eq!(dead[0].1, reports.last().unwrap().1, "the original bytes");
+    assert!(committed_ok, "the outcomes topic's offsets are committed");
+    assert!(snap_ok, "the {hour} hour snapshot for shipping arrived");
+    let s = shipping_hour().expect("snapshot");
+    assert_eq!(
+        (
+            s["failures"].as_u64(),
+            s["tasks_opened"].as_u64(),
+            s["outcomes"]["received"].as_u64(),
+            s["outcomes"]["resolved"].as_u64(),
+            s["recovery_success_rate"].as_f64(),
+        ),
+        (Some(8), Some(8), Some(4), Some(4), Some(1.0)),
+        "{s}"
+    );
+    // 30 minutes, within the recovery histogram's 9 %.
+    let median = s["median_time_to_recovery_seconds"]
+        .as_f64()
+        .expect("median");
+    assert!((median - 1800.0).abs() <= 1800.0 * 0.09, "{median}");
+
+    // A new owner rebuilds each partition from both topics up to their committed offsets:
+    // the outcomes are applied before the due times pass, so only the four tasks without
+    // one go overdue in the rebuilt state too.
+    let (mut outcomes, mut unknown, mut overdue) = (0, 0, 0);
+    for p in 0..PARTITIONS {
+        let (proc, done) =
+            amends::kafka::restore::rebuild(&env.config, &Arc::from(topic.as_str()), p, 4)
+                .expect("rebuild");
+        let st = proc.engine().stats();
+        outcomes += st.outcomes;
+        unknown += st.outcomes_unknown;
+        overdue += st.tasks_overdue;
+        let touch_points = produced.iter().filter(|r| r.partition == p).count() as u64;
+        let reports = reported.iter().filter(|r| r.partition == p).count() as u64;
+        assert_eq!(done.records, touch_points + reports, "partition {p}");
+    }
+    assert_eq!((outcomes, unknown, overdue), (5, 1, 4));
+    drop(env.mock);
+}

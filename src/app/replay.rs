@@ -168,7 +168,7 @@ pub fn replay_with_outcomes(
     let mut partials = LoopBack::default();
     let mut line = Vec::with_capacity(4096);
     let mut outs: Vec<OutboundRecord> = Vec::new();
-    let mut released: Vec<i64> = Vec::new();
+    let mut released: Vec<crate::pipeline::Released> = Vec::new();
     let mut now = EventTime::MIN;
     let mut offset: i64 = -1;
     loop {

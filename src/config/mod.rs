@@ -390,6 +390,12 @@ impl Config {
                         "is managed by amends (it decides the delivery guarantee); use kafka.brokers, kafka.group_id or kafka.guarantee",
                     ));
                 }
+                if key == "partition.assignment.strategy" && section != "producer" {
+                    return Err(invalid(
+                        format!("kafka.{section}.\"{key}\""),
+                        "is managed by amends: it uses the range assignor, which gives one instance the same partitions of the touch-point and recovery-outcomes topics, so an outcome reaches the customer's state",
+                    ));
+                }
                 if key == "statistics.interval.ms" && section != "producer" {
                     // The consumer's statistics say whether a quiet partition is caught up,
                     // which it must be to count as idle (see pipeline::watermark).
@@ -422,6 +428,14 @@ impl Config {
             return Err(invalid(
                 "input.touchpoints.topics",
                 "must list at least one topic",
+            ));
+        }
+        if self.input.touchpoints.topics.len() > 1
+            && !self.input.recovery_outcomes.topics.is_empty()
+        {
+            return Err(invalid(
+                "input.recovery_outcomes.topics",
+                format!("needs exactly one touch-point topic, got {}: an outcome is applied by the worker of the same partition of the touch-point topic, which holds the customer (set input.recovery_outcomes.topics = [] to run without outcomes)", self.input.touchpoints.topics.len()),
             ));
         }
         let o = &self.output;

@@ -91,6 +91,14 @@ fn bad_values_name_the_key() {
             "[limits]\nmax_message_bytes = \"big\"\n",
             "limits.max_message_bytes",
         ),
+        (
+            "[kafka.consumer]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n",
+            "kafka.consumer.\"partition.assignment.strategy\"",
+        ),
+        (
+            "[input.touchpoints]\ntopics = [\"sales\", \"billing\"]\n",
+            "input.recovery_outcomes.topics",
+        ),
     ];
     for (text, key) in cases {
         let e = load(text, &[]).unwrap_err().to_string();

@@ -27,7 +27,11 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
         c.set(k, v);
     }
     // Set last so pass-through cannot weaken the guarantee (validation rejects it anyway).
-    c.set("enable.auto.offset.store", "false");
+    c.set("enable.auto.offset.store", "false")
+        // The range assignor gives a member the same partition numbers of every topic with
+        // the same partition count: a touch-point partition and its outcomes partition stay
+        // together (validation rejects another strategy).
+        .set("partition.assignment.strategy", "range");
     tracing::debug!(properties = ?redacted(&config.client_properties(true)), "consumer pass-through properties");
     c
 }

@@ -32,8 +32,15 @@ pub struct RunReport {
     pub rebalances: u64,
 }
 
+/// Routes each record to the worker of its partition. An outcomes partition has no worker
+/// of its own: its records go to the worker of the same partition of the touch-point topic,
+/// which holds the customers (both topics are keyed by `customer_id` with the same partition
+/// count, and the range assignor gives one instance the same partitions of both).
 struct Router {
     workers: Mutex<HashMap<TopicPartition, WorkerHandle>>,
+    /// Outcomes partition -> the touch-point partition whose worker takes its records. Locked
+    /// after `workers` when both are held.
+    routes: Mutex<HashMap<TopicPartition, TopicPartition>>,
     deps: WorkerDeps,
     rt: tokio::runtime::Handle,
     health: Arc<Health>,
@@ -44,12 +51,55 @@ impl Router {
         self.workers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, TopicPartition>> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn sender(&self, tp: &TopicPartition) -> tokio::sync::mpsc::Sender<WorkerMsg> {
         let mut w = self.lock();
-        w.entry(tp.clone())
-            .or_insert_with(|| worker::spawn(&self.rt, tp.clone(), &self.deps, None))
+        let target = self.routes().get(tp).cloned();
+        let target = target.as_ref().unwrap_or(tp);
+        w.entry(target.clone())
+            .or_insert_with(|| worker::spawn(&self.rt, target.clone(), &self.deps, None))
             .tx
             .clone()
+    }
+
+    /// The touch-point partition whose worker applies the outcomes of partition `tp`, when
+    /// `tp` is an outcomes partition (config validation allows outcomes with one touch-point
+    /// topic only).
+    fn home_of(&self, tp: &TopicPartition) -> Option<TopicPartition> {
+        let input = &self.deps.config.input;
+        let is_outcomes = input.recovery_outcomes.topics.iter().any(|t| **t == *tp.0);
+        match (is_outcomes, input.touchpoints.topics.as_slice()) {
+            (true, [touchpoints]) => Some((Arc::from(touchpoints.as_str()), tp.1)),
+            _ => None,
+        }
+    }
+
+    /// Starts the workers of a new assignment: touch-point and partials partitions first,
+    /// then outcomes partitions are routed to their touch-point partition's worker. One
+    /// assigned without it (another assignor, unequal partition counts) gets a worker of its
+    /// own, which holds no customers and so dead-letters each outcome as an unknown task.
+    fn assign_all(self: &Arc<Self>, tps: &[TopicPartition]) {
+        let (outcomes, others): (Vec<_>, Vec<_>) = tps
+            .iter()
+            .map(|tp| (tp, self.home_of(tp)))
+            .partition(|(_, home)| home.is_some());
+        for (tp, _) in others {
+            self.assign(tp);
+        }
+        for (tp, home) in outcomes {
+            let home = home.expect("partitioned on it");
+            let w = self.lock();
+            if w.contains_key(&home) {
+                self.routes().insert(tp.clone(), home);
+                continue;
+            }
+            drop(w);
+            tracing::warn!(topic = %tp.0, partition = tp.1, touchpoints = %home.0, "recovery-outcomes partition assigned without the same touch-point partition: its outcomes cannot reach the customers' state and will be dead-lettered as unknown tasks (the outcomes topic needs the touch-point topic's partition count, and the group the range assignor)");
+            self.assign(tp);
+        }
     }
 
     /// Starts the worker of a newly assigned partition. Touch-point partitions get their state
@@ -125,16 +175,30 @@ impl Router {
     /// Drains the workers of `tps` (all when `None`): each finishes its in-flight deliveries
     /// and publishes its last offset. Waits at most `timeout` in total; a worker that does not
     /// finish in time is aborted, and its unacknowledged records will be consumed again.
+    ///
+    /// Returns the partitions whose offsets are final: those drained and the outcomes
+    /// partitions routed to them (or revoked themselves), whose routes end here.
     fn drain(&self, tps: Option<&[TopicPartition]>, timeout: Duration) -> Vec<TopicPartition> {
-        let handles: Vec<(TopicPartition, WorkerHandle)> = {
+        let (handles, unrouted): (Vec<(TopicPartition, WorkerHandle)>, Vec<TopicPartition>) = {
             let mut w = self.lock();
-            match tps {
+            let mut routes = self.routes();
+            let handles: Vec<_> = match tps {
                 None => w.drain().collect(),
                 Some(tps) => tps
                     .iter()
                     .filter_map(|tp| w.remove(tp).map(|h| (tp.clone(), h)))
                     .collect(),
-            }
+            };
+            let mut unrouted = Vec::new();
+            routes.retain(|from, to| {
+                let ends = tps.is_none_or(|tps| tps.contains(from))
+                    || handles.iter().any(|(tp, _)| tp == to);
+                if ends {
+                    unrouted.push(from.clone());
+                }
+                !ends
+            });
+            (handles, unrouted)
         };
         let deadline = Instant::now() + timeout;
         let mut acks = Vec::new();
@@ -175,6 +239,7 @@ impl Router {
             .into_iter()
             .chain(restoring)
             .map(|(tp, _)| tp)
+            .chain(unrouted)
             .collect()
     }
 }
@@ -237,9 +302,7 @@ impl ConsumerContext for Ctx {
         if let Rebalance::Assign(tpl) = rebalance {
             metrics::counter!(names::REBALANCES, "kind" => "assign").increment(1);
             let tps = tp_list(tpl);
-            for tp in &tps {
-                self.router.assign(tp);
-            }
+            self.router.assign_all(&tps);
             let n = self.router.lock().len();
             metrics::gauge!(names::ASSIGNED_PARTITIONS).set(n as f64);
             tracing::info!(partitions = tps.len(), total = n, "partitions assigned");
@@ -355,6 +418,27 @@ fn check_cluster(
             });
         }
     }
+    // Outcomes are applied by the worker of the same touch-point partition, so an outcomes
+    // topic needs the touch-point topic's partition count (like a Kafka Streams join).
+    if let [touchpoints] = config.input.touchpoints.topics.as_slice() {
+        let want = partitions(touchpoints);
+        for topic in &config.input.recovery_outcomes.topics {
+            match (partitions(topic), want) {
+                (Some(n), Some(want)) if n != want => {
+                    return Err(PipelineError::NotCoPartitioned {
+                        topic: topic.clone(),
+                        partitions: n,
+                        touchpoints: touchpoints.clone(),
+                        expected: want,
+                    })
+                }
+                (None, _) => {
+                    tracing::warn!(topic = %topic, "recovery-outcomes topic does not exist (yet): create it with the touch-point topic's partition count; amends reads it once it exists")
+                }
+                _ => {}
+            }
+        }
+    }
     // A trend window is complete when every touch-point partition has closed it.
     let sources = config
         .input
@@ -395,6 +479,7 @@ pub async fn run(
     let board = Arc::new(OffsetBoard::default());
     let router = Arc::new(Router {
         workers: Mutex::new(HashMap::new()),
+        routes: Mutex::new(HashMap::new()),
         deps: WorkerDeps {
             state_size: Default::default(),
             buffered: Default::default(),

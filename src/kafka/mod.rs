@@ -31,6 +31,15 @@ pub enum PipelineError {
         "output topic `{topic}` (config key {key}) does not exist on the cluster; create it first"
     )]
     MissingTopic { topic: String, key: &'static str },
+    #[error(
+        "recovery-outcomes topic `{topic}` (config key input.recovery_outcomes.topics) has {partitions} partitions but touch-point topic `{touchpoints}` has {expected}: outcomes are applied where the customer's state is, the same partition of the touch-point topic, so both must have the same partition count and be keyed by customer_id with the same partitioner"
+    )]
+    NotCoPartitioned {
+        topic: String,
+        partitions: usize,
+        touchpoints: String,
+        expected: usize,
+    },
     #[error("subscribing to {topics:?} failed: {source}")]
     Subscribe {
         topics: Vec<String>,

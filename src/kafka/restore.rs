@@ -68,71 +68,139 @@ pub fn rebuild(
         &(topic.clone(), partition),
         trend_sources,
     );
-    let timeout = Duration::from_secs(10);
-    let committed = {
-        let offsets: BaseConsumer = restore_config(config, true).create()?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, partition);
-        offsets
-            .committed_offsets(tpl, timeout)?
-            .find_partition(topic, partition)
-            .and_then(|e| e.offset().to_raw())
-            .unwrap_or(-1)
-    };
-    let consumer: BaseConsumer = restore_config(config, false).create()?;
-    let (low, _high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-    let max_records = config.pipeline.restore_max_records as i64;
-    let from = low.max(committed.saturating_sub(max_records));
+    // A touch-point partition's worker also applies the same partition of the outcome topics
+    // (see `consumer::Router`): those are replayed too, up to their own committed offsets,
+    // merged with the touch points by record timestamp, which approximates the order the
+    // previous owner received them in (the reorder buffer then orders them by event time).
+    let mut readers = vec![Reader::open(config, topic, partition)?];
+    if let [only] = config.input.touchpoints.topics.as_slice() {
+        if **only == **topic {
+            for t in &config.input.recovery_outcomes.topics {
+                readers.push(Reader::open(config, &Arc::from(t.as_str()), partition)?);
+            }
+        }
+    }
     let mut done = Restored {
-        from,
-        to: committed.max(from),
-        committed: (committed >= 0).then_some(committed),
+        from: readers[0].from,
+        to: readers[0].committed.max(readers[0].from),
+        committed: (readers[0].committed >= 0).then_some(readers[0].committed),
         ..Restored::default()
     };
-    if committed <= from {
-        done.elapsed = started.elapsed();
-        return Ok((processor, done));
-    }
-    let mut assign = TopicPartitionList::new();
-    assign.add_partition_offset(topic, partition, Offset::Offset(from))?;
-    consumer.assign(&assign)?;
     let mut out = Vec::new();
-    let mut last_progress = Instant::now();
-    let stall = Duration::from_secs(30);
     loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                last_progress = Instant::now();
-                if m.offset() >= committed {
-                    break;
-                }
-                let rec = InboundRecord {
-                    topic: topic.clone(),
-                    partition,
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().map(<[u8]>::to_vec),
-                    timestamp_ms: m.timestamp().to_millis(),
-                };
-                out.clear();
-                // The wall clock only stamps the discarded outputs and starts the merge's wait
-                // for windows still pending.
-                processor.process(&rec, EventTime(super::sink::now_ms()), &mut out);
-                done.records += 1;
-                if m.offset() + 1 >= committed {
-                    break;
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => return Err(e.into()),
-            None if last_progress.elapsed() > stall => {
-                return Err(RestoreError::Stalled(stall.as_secs(), committed))
-            }
-            None => {}
+        for r in &mut readers {
+            r.fill()?;
         }
+        // The earliest head by timestamp (records without one first), the touch points on ties.
+        let Some(next) = readers
+            .iter_mut()
+            .filter(|r| r.head.is_some())
+            .min_by_key(|r| r.head.as_ref().map(|h| h.timestamp_ms.unwrap_or(i64::MIN)))
+        else {
+            break;
+        };
+        let rec = next.head.take().expect("filtered on it");
+        out.clear();
+        // The wall clock only stamps the discarded outputs and starts the merge's wait for
+        // windows still pending.
+        processor.process(&rec, EventTime(super::sink::now_ms()), &mut out);
+        done.records += 1;
     }
     // Every record before the committed offset had been applied by the previous owner.
     processor.flush(EventTime(super::sink::now_ms()), &mut out);
     done.elapsed = started.elapsed();
     Ok((processor, done))
+}
+
+/// Reads one partition from where its replay starts up to the group's committed offset.
+struct Reader {
+    consumer: Option<BaseConsumer>,
+    topic: Arc<str>,
+    partition: i32,
+    from: i64,
+    /// The group's committed offset, -1 when none.
+    committed: i64,
+    /// The next record, read but not yet replayed.
+    head: Option<InboundRecord>,
+}
+
+impl Reader {
+    fn open(config: &Config, topic: &Arc<str>, partition: i32) -> Result<Reader, RestoreError> {
+        let timeout = Duration::from_secs(10);
+        let committed = {
+            let offsets: BaseConsumer = restore_config(config, true).create()?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(topic, partition);
+            offsets
+                .committed_offsets(tpl, timeout)?
+                .find_partition(topic, partition)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(-1)
+        };
+        let consumer: BaseConsumer = restore_config(config, false).create()?;
+        let (low, _high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+        let max_records = config.pipeline.restore_max_records as i64;
+        let from = low.max(committed.saturating_sub(max_records));
+        let consumer = if committed > from {
+            let mut assign = TopicPartitionList::new();
+            assign.add_partition_offset(topic, partition, Offset::Offset(from))?;
+            consumer.assign(&assign)?;
+            Some(consumer)
+        } else {
+            None
+        };
+        Ok(Reader {
+            consumer,
+            topic: topic.clone(),
+            partition,
+            from,
+            committed,
+            head: None,
+        })
+    }
+
+    /// Reads the next record into `head` unless it holds one or the range is done.
+    fn fill(&mut self) -> Result<(), RestoreError> {
+        if self.head.is_some() {
+            return Ok(());
+        }
+        let Some(consumer) = &self.consumer else {
+            return Ok(());
+        };
+        let stall = Duration::from_secs(30);
+        let last_progress = Instant::now();
+        loop {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    if m.offset() >= self.committed {
+                        self.consumer = None;
+                        return Ok(());
+                    }
+                    self.head = Some(InboundRecord {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        timestamp_ms: m.timestamp().to_millis(),
+                    });
+                    if m.offset() + 1 >= self.committed {
+                        // The last one: nothing more to read.
+                        drop(m);
+                        self.consumer = None;
+                    }
+                    return Ok(());
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    self.consumer = None;
+                    return Ok(());
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None if last_progress.elapsed() > stall => {
+                    return Err(RestoreError::Stalled(stall.as_secs(), self.committed))
+                }
+                None => {}
+            }
+        }
+    }
 }

@@ -18,9 +18,13 @@ use tokio::sync::mpsc;
 
 pub(crate) type TopicPartition = (Arc<str>, i32);
 
-/// One batch of outputs being delivered: resolves to the offset it holds the commit at.
+/// Where one batch of outputs holds the commits while it is delivered: for each topic the
+/// worker reads (index into `Worker::commits`), the offset its commit stays at or below.
+type Holds = Vec<(usize, i64)>;
+
+/// One batch of outputs being delivered: resolves to the holds it releases.
 type Delivery =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, (i64, PipelineError)>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Holds, PipelineError>> + Send>>;
 
 /// How often a worker recomputes the instance's watermark and fires due timers.
 const WATERMARK_TICK: std::time::Duration = std::time::Duration::from_millis(200);
@@ -169,7 +173,7 @@ pub(crate) fn spawn(
     let w = Worker {
         clock: clock.clone(),
         watermarks: deps.watermarks.clone(),
-        commits: Commits::default(),
+        commits: vec![(tp.0.clone(), Commits::default())],
         tp,
         processor,
         sink: deps.sink.clone(),
@@ -192,7 +196,7 @@ pub(crate) fn spawn(
 }
 
 /// A touch-point partition is a trend source named `topic/partition`; every processor learns
-/// how many sources a trend window waits for; outcomes are validated, not applied.
+/// how many sources a trend window waits for.
 pub(crate) fn configure_trends(
     p: &mut Processor,
     config: &Config,
@@ -203,12 +207,10 @@ pub(crate) fn configure_trends(
         p.set_trend_source(format!("{}/{}", tp.0, tp.1));
     }
     p.set_trend_sources(sources);
-    // An outcomes partition's worker holds no customer state (see `set_apply_outcomes`).
-    p.set_apply_outcomes(false);
 }
 
-/// Where this partition's commit may go: not past a record still in the reorder buffer, nor
-/// past outputs awaiting acknowledgement.
+/// Where one topic's commit may go, for the worker's partition of it: not past a record still
+/// in the reorder buffer, nor past outputs awaiting acknowledgement.
 #[derive(Default)]
 struct Commits {
     /// Records received but still in the processor's reorder buffer.
@@ -251,7 +253,9 @@ impl Commits {
 struct Worker {
     clock: Arc<PartitionClock>,
     watermarks: Arc<Watermarks>,
-    commits: Commits,
+    /// Per topic read, the worker's own first: a touch-point partition's worker also gets the
+    /// same partition of the outcome topics (see `consumer::Router`).
+    commits: Vec<(Arc<str>, Commits)>,
     tp: TopicPartition,
     processor: Option<Processor>,
     sink: KafkaSink,
@@ -395,7 +399,7 @@ impl Worker {
                 msg = rx.recv(), if in_flight.len() < self.max_in_flight => match msg {
                     Some(WorkerMsg::Record(rec)) => {
                         let offset = rec.offset;
-                        if let Some(expected) = resume_at.take() {
+                        if let Some(expected) = resume_at.take_if(|_| *rec.topic == *self.tp.0) {
                             // The state was rebuilt up to `expected`; the group consumer must
                             // resume exactly there, or records were skipped or replayed twice.
                             if offset != expected {
@@ -408,6 +412,7 @@ impl Worker {
                         let wall = now_ms();
                         let now = EventTime(wall);
                         outs.clear();
+                        let own = *rec.topic == *self.tp.0;
                         let Some(processor) = self.processor.as_mut() else { return };
                         let processed = processor.process(&rec, now, &mut outs);
                         let event_time = match &processed {
@@ -418,9 +423,11 @@ impl Worker {
                         let (wm, by) = self.watermarks.current();
                         processor.advance(wm, now, by, &mut outs);
                         processor.take_released(&mut released);
-                        self.commits.next = Some(offset + 1);
-                        if !released.contains(&offset) {
-                            self.commits.unreleased.insert(offset);
+                        let applied = released.iter().any(|(t, o)| *o == offset && *t == rec.topic);
+                        let commits = self.commits_of(&rec.topic, own);
+                        commits.next = Some(offset + 1);
+                        if !applied {
+                            commits.unreleased.insert(offset);
                         }
                         self.observe(&rec, &processed);
                         self.report_state(by);
@@ -462,26 +469,42 @@ impl Worker {
     fn dispatch(
         &mut self,
         outs: &mut Vec<crate::pipeline::OutboundRecord>,
-        released: &mut Vec<i64>,
+        released: &mut Vec<crate::pipeline::Released>,
         ts: Option<i64>,
         in_flight: &mut FuturesUnordered<Delivery>,
     ) {
-        for r in released.iter() {
-            self.commits.unreleased.remove(r);
+        // The first record released per topic: the outputs may derive from it.
+        let mut first: Vec<Option<i64>> = vec![None; self.commits.len()];
+        for (topic, offset) in released.drain(..) {
+            let i = self.commits_index(&topic);
+            if i == first.len() {
+                first.push(None);
+            }
+            self.commits[i].1.unreleased.remove(&offset);
+            first[i] = Some(first[i].map_or(offset, |f| f.min(offset)));
         }
-        let first = released.iter().min().copied();
-        released.clear();
         if outs.is_empty() {
             self.publish();
             return;
         }
-        let at = match (first, self.commits.position()) {
-            (Some(f), Some(p)) => f.min(p),
-            (Some(f), None) => f,
-            (None, Some(p)) => p,
-            (None, None) => 0,
-        };
-        self.commits.block(at);
+        // Every topic's commit stays where it is (or at the first record released, if
+        // earlier) until the outputs are acknowledged: outputs are not tied to one topic's
+        // records (an outcome's dead letter, a timer's revision), so all are held.
+        let holds: Holds = self
+            .commits
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, (_, c))| {
+                let at = match (first[i], c.position()) {
+                    (Some(f), Some(p)) => f.min(p),
+                    (Some(f), None) => f,
+                    (None, Some(p)) => p,
+                    (None, None) => return None,
+                };
+                c.block(at);
+                Some((i, at))
+            })
+            .collect();
         let sink = self.sink.clone();
         let batch = std::mem::take(outs);
         // Trend records leave in the order they were made: a window's partials before the
@@ -517,40 +540,60 @@ impl Worker {
                 m
             };
             for o in rest {
-                sink.deliver(o, ts).await.map_err(|e| (at, e))?;
+                sink.deliver(o, ts).await?;
             }
             let sent =
                 futures_util::future::join_all(partials.drain(..).map(|o| sink.deliver(o, ts)))
                     .await;
             for r in sent {
-                r.map_err(|e| (at, e))?;
+                r?;
             }
             for o in markers {
-                sink.deliver(o, ts).await.map_err(|e| (at, e))?;
+                sink.deliver(o, ts).await?;
             }
             if let Some(done) = done {
                 let _ = done.send(());
             }
-            Ok(at)
+            Ok(holds)
         }));
         self.publish();
     }
 
-    fn publish(&self) {
-        if let Some(p) = self.commits.position() {
-            self.board.publish(&self.tp, p);
+    /// Index of `topic` in `commits`, or `commits.len()` after adding it.
+    fn commits_index(&mut self, topic: &Arc<str>) -> usize {
+        match self.commits.iter().position(|(t, _)| **t == **topic) {
+            Some(i) => i,
+            None => {
+                self.commits.push((topic.clone(), Commits::default()));
+                self.commits.len() - 1
+            }
         }
     }
 
-    /// Publishes the commit position once a delivery is acknowledged; false on a fatal error.
-    fn completed(&mut self, done: Result<i64, (i64, PipelineError)>) -> bool {
+    fn commits_of(&mut self, topic: &Arc<str>, own: bool) -> &mut Commits {
+        let i = if own { 0 } else { self.commits_index(topic) };
+        &mut self.commits[i].1
+    }
+
+    fn publish(&self) {
+        for (topic, c) in &self.commits {
+            if let Some(p) = c.position() {
+                self.board.publish(&(topic.clone(), self.tp.1), p);
+            }
+        }
+    }
+
+    /// Publishes the commit positions once a delivery is acknowledged; false on a fatal error.
+    fn completed(&mut self, done: Result<Holds, PipelineError>) -> bool {
         match done {
-            Ok(at) => {
-                self.commits.unblock(at);
+            Ok(holds) => {
+                for (i, at) in holds {
+                    self.commits[i].1.unblock(at);
+                }
                 self.publish();
                 true
             }
-            Err((_, e)) => {
+            Err(e) => {
                 self.fatal.set(e);
                 false
             }

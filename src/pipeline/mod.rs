@@ -92,6 +92,10 @@ pub enum Watermarking {
     External,
 }
 
+/// A record done with (applied or dead-lettered): its topic and offset. The partition is
+/// the processor's own.
+pub type Released = (Arc<str>, i64);
+
 /// An input waiting in the reorder buffer: ordered by event time, then events before outcomes
 /// (an outcome reports on what happened, so detection at the same instant comes first), then
 /// event id or task id (so inputs with the same time are applied in the same order whatever
@@ -155,7 +159,8 @@ const MAX_LOOP_MEASURES: usize = 16_384;
 /// buffer, ordered by their `occurred_at`, so an outcome at or before a task's due time
 /// always comes before its overdue timer. An outcome is never late: behind the watermark it
 /// is applied at once, whatever its lateness (a case tool's report is still a fact). Its
-/// time counts towards `received_max` (and so the local watermark) like an event's.
+/// time does not move `received_max` (or the local watermark): only events move time, so an
+/// outcome ahead of the events waits in the buffer until they catch up.
 pub struct Processor {
     decoder: Decoder,
     engine: Engine,
@@ -184,8 +189,11 @@ pub struct Processor {
     seq: u64,
     /// Highest event time received (buffered or applied).
     received_max: EventTime,
-    /// Offsets of the records applied (or dead-lettered) since `take_released`.
-    released: Vec<i64>,
+    /// Records applied (or dead-lettered) since `take_released`: topic and offset.
+    released: Vec<Released>,
+    /// The merge stage's released offsets (all of the partials topic), before they are
+    /// moved to `released`.
+    merge_released: Vec<i64>,
     /// Events released early because the reorder buffer was full.
     forced: u64,
     events: Vec<Output>,
@@ -223,6 +231,7 @@ impl Processor {
             seq: 0,
             received_max: EventTime::MIN,
             released: Vec::new(),
+            merge_released: Vec::new(),
             forced: 0,
             events: Vec::new(),
             loop_measures: Vec::new(),
@@ -263,12 +272,11 @@ impl Processor {
         &self.engine
     }
 
-    /// Moves the offsets of the records applied or dead-lettered since the last call into
-    /// `into`, in the order applied. A record in the reorder buffer is not among them until
-    /// the watermark releases it. Touch-point and outcome records alike: offsets carry no
-    /// topic, so a caller feeding one processor from two topic-partitions must tell them
-    /// apart itself.
-    pub fn take_released(&mut self, into: &mut Vec<i64>) {
+    /// Moves the records applied or dead-lettered since the last call into `into` (topic and
+    /// offset), in the order applied. A record in the reorder buffer is not among them until
+    /// the watermark releases it. The service feeds a touch-point partition's processor the
+    /// co-partitioned outcome records too, and commits each topic's offsets on its own.
+    pub fn take_released(&mut self, into: &mut Vec<Released>) {
         into.append(&mut self.released);
     }
 
@@ -385,7 +393,10 @@ impl Processor {
                         let merge = self
                             .merge
                             .get_or_insert_with(|| trend::MergeStage::new(config, n));
-                        merge.add(p, rec.offset, now, out, &mut self.released);
+                        merge.add(p, rec.offset, now, out, &mut self.merge_released);
+                        let topic = &self.partials_topic;
+                        self.released
+                            .extend(self.merge_released.drain(..).map(|o| (topic.clone(), o)));
                         Processed::TrendPartial
                     }
                     Err(detail) => {
@@ -396,7 +407,7 @@ impl Processor {
             InputKind::Outcome if !self.apply_outcomes => {
                 return match self.decoder.outcome(payload) {
                     Ok(_) => {
-                        self.released.push(rec.offset);
+                        self.released.push((rec.topic.clone(), rec.offset));
                         Processed::RecoveryOutcome
                     }
                     Err(err) => self.dead_letter(rec, err, dead_at, out),
@@ -422,7 +433,10 @@ impl Processor {
             ),
             Item::Outcome(o) => (Processed::RecoveryOutcome, o.0.occurred_at),
         };
-        if at > self.received_max {
+        // Only events move time: an outcome is a report that may arrive ahead of the
+        // touch points it is about (another topic, read at its own pace), and the service's
+        // watermark comes from events alone.
+        if at > self.received_max && matches!(item, Item::Event(_)) {
             self.received_max = at;
         }
         let src = SourcePos {
@@ -454,7 +468,7 @@ impl Processor {
                 self.trend.event(&event, self.engine.last_failure_signal());
             }
             self.drain_outputs(out);
-            self.released.push(rec.offset);
+            self.released.push((rec.topic.clone(), rec.offset));
             if verdict == Verdict::Late {
                 let err = DecodeError {
                     reason: Reason::Late,
@@ -524,7 +538,7 @@ impl Processor {
         out: &mut Vec<OutboundRecord>,
     ) -> Processed {
         out.push(dead_letter::record(&self.dead_letter_topic, rec, &err, at));
-        self.released.push(rec.offset);
+        self.released.push((rec.topic.clone(), rec.offset));
         Processed::DeadLettered(err)
     }
 
@@ -540,7 +554,10 @@ impl Processor {
         let clock = self.clock(now);
         self.release(watermark, fired_by, clock, out);
         if let Some(m) = &mut self.merge {
-            m.tick(now, out, &mut self.released);
+            m.tick(now, out, &mut self.merge_released);
+            let topic = &self.partials_topic;
+            self.released
+                .extend(self.merge_released.drain(..).map(|o| (topic.clone(), o)));
         }
     }
 
@@ -549,11 +566,16 @@ impl Processor {
         self.trend.close(EventTime(i64::MAX), out);
     }
 
-    /// End of input (replay, tests): everything received is applied and every timer due
-    /// before the highest event time received fires.
+    /// End of input (replay, restore, tests): everything received is applied and every timer
+    /// due before the highest event time received fires. Outcomes later than every event
+    /// are applied last, without moving time to them.
     pub fn flush(&mut self, now: EventTime, out: &mut Vec<OutboundRecord>) {
         let to = self.received_max;
         self.advance(to, now, FiredBy::EventTime, out);
+        let clock = self.clock(now);
+        while let Some(p) = self.buffer.pop_front() {
+            self.apply(p, clock, out);
+        }
     }
 
     fn release(
@@ -600,7 +622,7 @@ impl Processor {
                     self.trend.event(&event, self.engine.last_failure_signal());
                 }
                 self.drain_outputs(out);
-                self.released.push(p.src.offset);
+                self.released.push((p.src.topic, p.src.offset));
             }
             Item::Outcome(o) => {
                 let (o, rec) = *o;
@@ -621,7 +643,7 @@ impl Processor {
         self.events.clear();
         let verdict = self.engine.on_outcome(o, clock, &mut self.events);
         self.drain_outputs(out);
-        self.released.push(rec.offset);
+        self.released.push((rec.topic.clone(), rec.offset));
         if verdict != OutcomeVerdict::UnknownTask {
             return None;
         }

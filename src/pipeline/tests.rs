@@ -27,7 +27,7 @@ fn a_failure_becomes_a_task_record_keyed_by_customer() {
     assert_eq!(p.buffered_offsets(), [7]);
     p.flush(EventTime(0), &mut out);
     p.take_released(&mut released);
-    assert_eq!(released, [7]);
+    assert_eq!(released, [(Arc::from("touchpoints"), 7)]);
     assert!(matches!(
         r,
         Processed::Event {
@@ -262,7 +262,12 @@ fn outcomes_are_applied_in_event_time_order_with_the_events() {
     );
     let mut released = Vec::new();
     p.take_released(&mut released);
-    assert_eq!(released, [0, 100, 101, 1], "in the order applied");
+    let (tp, rc): (Arc<str>, Arc<str>) = (Arc::from("touchpoints"), Arc::from("recovery-outcomes"));
+    assert_eq!(
+        released,
+        [(tp.clone(), 0), (rc.clone(), 100), (rc, 101), (tp, 1)],
+        "in the order applied, each with its topic"
+    );
 
     let mut measures = Vec::new();
     p.take_loop_measures(&mut measures);
@@ -356,7 +361,10 @@ fn an_outcome_for_an_unknown_task_is_dead_lettered() {
     assert_eq!(line.dead_lettered_at, "2026-11-22T10:05:00.000Z");
     let mut released = Vec::new();
     p.take_released(&mut released);
-    assert!(released.contains(&7), "done with: {released:?}");
+    assert!(
+        released.contains(&(Arc::from("recovery-outcomes"), 7)),
+        "done with: {released:?}"
+    );
 
     // Behind the watermark it is applied, and dead-lettered, at once.
     out.clear();
