@@ -1,7 +1,8 @@
 //! `amends demo`: the whole thing with no setup. Starts librdkafka's in-process mock cluster,
-//! produces three simulated days of touch-points (with some poison records), runs the real Kafka
-//! pipeline until it has committed everything, reads the output topics back, writes them to
-//! a folder and prints a summary.
+//! produces three simulated days of touch-points (with some poison records) and the recovery
+//! outcomes a case tool reports back for the tasks they cause, runs the real Kafka pipeline
+//! until it has committed everything, reads the output topics back, writes them to a folder
+//! and prints a summary.
 
 use super::simulate::produce_all;
 use crate::config::Config;
@@ -50,6 +51,8 @@ pub struct DemoReport {
     pub dead_letters: Vec<DeadLetterLine>,
     pub snapshots: usize,
     pub alerts: Vec<serde_json::Value>,
+    /// Recovery outcomes produced to the outcomes topic.
+    pub outcomes: usize,
     pub elapsed: Duration,
     pub text: String,
 }
@@ -118,6 +121,38 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     produce_all(&producer, &config.input.touchpoints.topics[0], &records).await?;
     let poison_records = records.iter().filter(|r| r.poison.is_some()).count();
 
+    // The case tool's side of the loop: the simulator answers the tasks the input causes
+    // (found by the same detection, offline; task ids are deterministic) with recovery
+    // outcomes, keyed by customer like the touch points. Only outcomes up to the last event
+    // are sent: the demo's event time stops there, so a later one would wait for time that
+    // never comes.
+    let tasks_offline = super::simulate::detect_tasks(
+        &config,
+        std::io::BufReader::new(std::fs::File::open(opts.output.join("input.jsonl"))?),
+    )?;
+    let last_event = records
+        .iter()
+        .map(|r| r.occurred_at)
+        .max()
+        .unwrap_or(crate::domain::EventTime::MIN);
+    let outcomes: Vec<crate::sim::SimOutcome> = crate::sim::outcomes_for(
+        &tasks_offline,
+        &crate::sim::OutcomeConfig::default(),
+        opts.seed,
+    )
+    .into_iter()
+    .filter(|o| o.occurred_at <= last_event)
+    .collect();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(opts.output.join("outcomes.jsonl"))?);
+    crate::sim::write_outcomes_jsonl(&outcomes, &mut w)?;
+    w.flush()?;
+    produce_all(
+        &producer,
+        &config.input.recovery_outcomes.topics[0],
+        outcomes.iter().map(|o| o.record()),
+    )
+    .await?;
+
     // The real pipeline, stopped once the group has committed every input offset.
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = tokio::spawn(kafka::run(
@@ -128,7 +163,10 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     let mut caught_up = wait_for_commits(
         &bootstrap,
         &config,
-        &config.input.touchpoints.topics[0],
+        &[
+            &config.input.touchpoints.topics[0],
+            &config.input.recovery_outcomes.topics[0],
+        ],
         opts.partitions,
         Duration::from_secs(60),
     )
@@ -194,6 +232,7 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         &dead_letters,
         elapsed,
     );
+    text.push_str(&render_loop(outcomes.len(), &tasks, &snapshots));
     text.push_str(&render_trends(&snapshots, &alerts));
     std::fs::write(opts.output.join("summary.txt"), &text)?;
     // Clients must go before the mock cluster they talk to, or they log broker-down errors.
@@ -206,6 +245,7 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         dead_letters,
         snapshots: snapshots.len(),
         alerts,
+        outcomes: outcomes.len(),
         elapsed,
         text,
     })
@@ -240,6 +280,65 @@ fn render_trends(snapshots: &[serde_json::Value], alerts: &[serde_json::Value]) 
     s
 }
 
+/// The closed loop as the service measured it: outcomes in, tasks escalated as overdue, and
+/// per channel the recovery figures summed over the hourly snapshots.
+fn render_loop(sent: usize, tasks: &[RecoveryTask], snapshots: &[serde_json::Value]) -> String {
+    let overdue = tasks
+        .iter()
+        .filter(|t| {
+            t.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("overdue"))
+        })
+        .count();
+    #[derive(Default)]
+    struct Loop {
+        received: u64,
+        resolved: u64,
+        double_deviations: u64,
+    }
+    let mut by_channel: BTreeMap<String, Loop> = BTreeMap::new();
+    for v in snapshots
+        .iter()
+        .filter(|v| v["dimension"]["kind"] == "channel" && v["window_seconds"] == 3600)
+    {
+        let l = by_channel
+            .entry(
+                v["dimension"]["channel"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+            .or_default();
+        let n = |x: &serde_json::Value| x.as_u64().unwrap_or(0);
+        l.received += n(&v["outcomes"]["received"]);
+        l.resolved += n(&v["outcomes"]["resolved"]);
+        l.double_deviations += n(&v["double_deviations"]);
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nClosed loop: {sent} recovery outcomes sent back by the simulated case tool (outcomes.jsonl); {overdue} task revisions escalated as overdue (no outcome by the due time)"
+    );
+    for (channel, l) in &by_channel {
+        if l.received == 0 && l.double_deviations == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "  {channel:<9} {} outcomes, {:.0}% resolved, {} double deviations",
+            l.received,
+            100.0 * l.resolved as f64 / l.received.max(1) as f64,
+            l.double_deviations,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  (each snapshot also carries the recovery paradox rate and the median time to recovery)"
+    );
+    s
+}
+
 fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     for i in items {
@@ -249,15 +348,16 @@ fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result
     w.flush()
 }
 
-/// Polls the group's committed offsets until they reach the end of every input partition.
+/// Polls the group's committed offsets until they reach the end of every partition of
+/// `topics`.
 async fn wait_for_commits(
     bootstrap: &str,
     config: &Config,
-    topic: &str,
+    topics: &[&String],
     partitions: i32,
     limit: Duration,
 ) -> bool {
-    let topic = topic.to_string();
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     let group = config.kafka.group_id.clone();
     let bootstrap = bootstrap.to_string();
     tokio::task::spawn_blocking(move || {
@@ -272,18 +372,23 @@ async fn wait_for_commits(
         while Instant::now() < deadline {
             let mut done = true;
             let mut tpl = TopicPartitionList::new();
-            for p in 0..partitions {
-                tpl.add_partition(&topic, p);
+            for topic in &topics {
+                for p in 0..partitions {
+                    tpl.add_partition(topic, p);
+                }
             }
             match c.committed_offsets(tpl, Duration::from_secs(2)) {
                 Ok(committed) => {
-                    for p in 0..partitions {
+                    for (topic, p) in topics
+                        .iter()
+                        .flat_map(|t| (0..partitions).map(move |p| (t, p)))
+                    {
                         let high = c
-                            .fetch_watermarks(&topic, p, Duration::from_secs(2))
+                            .fetch_watermarks(topic, p, Duration::from_secs(2))
                             .map(|(_, h)| h)
                             .unwrap_or(i64::MAX);
                         let at = committed
-                            .find_partition(&topic, p)
+                            .find_partition(topic, p)
                             .and_then(|e| e.offset().to_raw())
                             .unwrap_or(-1);
                         if at < high {
@@ -417,12 +522,12 @@ fn render(
     }
     let _ = writeln!(
         s,
-        "\nOutputs in {}/: input.jsonl, recovery-tasks.jsonl, dead-letter.jsonl, summary.txt",
+        "\nOutputs in {}/: input.jsonl, outcomes.jsonl, recovery-tasks.jsonl, dead-letter.jsonl, summary.txt",
         opts.output.display()
     );
     let _ = writeln!(
         s,
-        "Replay the same input without Kafka: amends replay --input {}/input.jsonl --output <dir>",
+        "Replay the same input without Kafka: amends replay --input {0}/input.jsonl --outcomes {0}/outcomes.jsonl --output <dir>",
         opts.output.display()
     );
     s

@@ -200,10 +200,6 @@ pub struct Processor {
     /// Closed-loop measures since `take_loop_measures` (at most `MAX_LOOP_MEASURES`).
     loop_measures: Vec<LoopMeasure>,
     loop_measures_dropped: u64,
-    /// Apply recovery outcomes to the engine (the default). Off, they are only validated: in
-    /// the service an outcomes partition's worker holds no customers yet (see
-    /// [`Processor::set_apply_outcomes`]).
-    apply_outcomes: bool,
     /// For the detail of an unknown task's dead letter.
     incident_window: Millis,
 }
@@ -235,7 +231,6 @@ impl Processor {
             forced: 0,
             events: Vec::new(),
             loop_measures: Vec::new(),
-            apply_outcomes: true,
             loop_measures_dropped: 0,
             incident_window: config.detect.incident_window.millis(),
         }
@@ -327,15 +322,6 @@ impl Processor {
         }
     }
 
-    /// Whether recovery outcomes are applied to this processor's engine or only validated.
-    /// The service turns it off for partitions of the outcomes topics: applying an outcome
-    /// needs the customer's state, which lives with the co-partitioned touch-point
-    /// partition's worker, and routing outcomes there is not built yet. `amends replay`
-    /// applies them.
-    pub fn set_apply_outcomes(&mut self, on: bool) {
-        self.apply_outcomes = on;
-    }
-
     /// Names this processor's partition as a trend source (`topic/partition`), which turns
     /// its trend windows on. Only touch-point partitions are sources.
     pub fn set_trend_source(&mut self, source: String) {
@@ -402,15 +388,6 @@ impl Processor {
                     Err(detail) => {
                         self.dead_letter(rec, DecodeError::decode(None, detail), dead_at, out)
                     }
-                };
-            }
-            InputKind::Outcome if !self.apply_outcomes => {
-                return match self.decoder.outcome(payload) {
-                    Ok(_) => {
-                        self.released.push((rec.topic.clone(), rec.offset));
-                        Processed::RecoveryOutcome
-                    }
-                    Err(err) => self.dead_letter(rec, err, dead_at, out),
                 };
             }
             InputKind::Outcome => self
