@@ -196,7 +196,14 @@ pub(crate) struct MergeStage {
     judged: BTreeMap<String, serde_json::Value>,
     judged_order: std::collections::VecDeque<String>,
     snaps: Vec<Snapshot>,
+    /// The merger's time-driven work runs at most once per `TICK_EVERY_MS` of `now`: it
+    /// visits every window kept, and the caller ticks after every input.
+    next_tick_ms: i64,
 }
+
+/// How often the merge's time-driven work (incomplete snapshots after `trend.complete_wait`,
+/// abandonment, eviction) runs at most.
+const TICK_EVERY_MS: i64 = 1_000;
 
 /// Windows whose baseline is remembered for later revisions.
 const JUDGED_MAX: usize = 20_000;
@@ -213,11 +220,14 @@ impl MergeStage {
             judged: BTreeMap::new(),
             judged_order: std::collections::VecDeque::new(),
             snaps: Vec::new(),
+            next_tick_ms: i64::MIN,
         }
     }
 
     pub(crate) fn set_expected_sources(&mut self, n: usize) {
         self.merger.set_expected_sources(n);
+        // Windows may be complete now: look at the next tick.
+        self.next_tick_ms = i64::MIN;
     }
 
     /// Takes a decoded partials record at `offset`; appends snapshots and alerts to `out`
@@ -260,6 +270,10 @@ impl MergeStage {
         out: &mut Vec<OutboundRecord>,
         released: &mut Vec<i64>,
     ) {
+        if now_wall.0 < self.next_tick_ms {
+            return;
+        }
+        self.next_tick_ms = now_wall.0.saturating_add(TICK_EVERY_MS);
         self.merger.tick(now_wall, &mut self.snaps);
         self.publish(out, released);
     }
