@@ -1216,3 +1216,142 @@ async fn outcomes_reach_the_worker_that_holds_the_customer() {
     assert_eq!((outcomes, unknown, overdue), (5, 1, 4));
     drop(env.mock);
 }
+
+/// Several touch-point topics (here one for shipping, one for billing), co-partitioned by
+/// customer: partition p of both is read by one worker, so a customer's failures in the two
+/// topics meet in one state. The second failure is a repeat, which two separate engines
+/// (one per topic) could not see. Both topics' offsets are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_events_from_two_topics_meet_in_one_state() {
+    let mut env = env("twotopics");
+    let shipping = env.config.input.touchpoints.topics[0].clone();
+    let billing = format!("{shipping}-billing");
+    env.mock
+        .create_topic(&billing, PARTITIONS, 1)
+        .expect("create topic");
+    env.config.input.touchpoints.topics.push(billing.clone());
+    let bootstrap = env.config.kafka.brokers.clone();
+    // Customer c fails in shipping at 08:c, then in billing (another reference) 10 minutes
+    // later.
+    let at = |minute: usize| {
+        format!(
+            "2026-11-21T{:02}:{:02}:00.000Z",
+            8 + minute / 60,
+            minute % 60
+        )
+    };
+    let billing_failure = |c: usize| {
+        format!(
+            r#"{{"event_id":"b-{c:06}","occurred_at":"{}","customer_id":"c-{c:04}","channel":"billing","touchpoint":"payment","type":"payment_declined","outcome":"failure","reference":"inv-{c}","cause":"internal","amount":60.0,"currency":"EUR","customer":{{"since":"2024-01-01","segment":"smb","annual_value":3000.0}}}}"#,
+            at(c + 10)
+        )
+    };
+    let ship: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|c| {
+            let e = event(
+                c + 1,
+                c,
+                "delivery_failed",
+                "failure",
+                &format!("order-{c}"),
+                c,
+            );
+            (format!("c-{c:04}"), e.into_bytes())
+        })
+        .collect();
+    let bill: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|c| (format!("c-{c:04}"), billing_failure(c).into_bytes()))
+        .collect();
+    let in_ship = produce(&bootstrap, &shipping, &ship).await;
+    let in_bill = produce(&bootstrap, &billing, &bill).await;
+    // The model: per partition, both topics' records through one processor, in event-time
+    // order (each customer's shipping failure comes first).
+    let mut want = BTreeMap::new();
+    let mut procs = Vec::new();
+    for p in 0..PARTITIONS {
+        let mut proc = Processor::new(&env.config);
+        let mut outs = Vec::new();
+        for (topic, recs) in [(&shipping, &in_ship), (&billing, &in_bill)] {
+            for r in recs.iter().filter(|r| r.partition == p) {
+                proc.process(&r.inbound(topic), EventTime(0), &mut outs);
+            }
+        }
+        proc.flush(EventTime(0), &mut outs);
+        procs.push((proc, outs));
+    }
+    let last = procs.iter().map(|(p, _)| p.received_max()).max().unwrap();
+    for (mut proc, mut outs) in procs {
+        proc.advance(
+            last,
+            EventTime(0),
+            amends::detect::FiredBy::EventTime,
+            &mut outs,
+        );
+        for o in outs.into_iter().filter(|o| o.kind == OutboundKind::Task) {
+            let t: RecoveryTask = serde_json::from_slice(&o.payload).expect("task json");
+            want.insert((t.task_id.clone(), t.revision), t);
+        }
+    }
+    // What makes the test able to fail: every customer's billing failure is a second
+    // failure within the repeat window, counted as such.
+    let repeats: Vec<&RecoveryTask> = want
+        .values()
+        .filter(|t| t.evidence.iter().any(|e| e.event_id.starts_with("b-")))
+        .collect();
+    assert_eq!(repeats.len(), 6, "{repeats:?}");
+    for t in &repeats {
+        assert_eq!(t.failure_count, 2, "{t:?}");
+        assert!(
+            t.evidence.iter().any(|e| e.topic == shipping)
+                && t.evidence.iter().any(|e| e.topic == billing),
+            "the revision rests on both topics' events: {:?}",
+            t.evidence
+        );
+    }
+
+    let run = start(&env.config);
+    let tasks_topic = env.config.output.recovery_tasks.clone();
+    let ok = wait_until(Duration::from_secs(40), || {
+        all_present(&bootstrap, &tasks_topic, &want)
+    })
+    .await;
+    let ends = |recs: &[Produced]| {
+        recs.iter()
+            .fold(HashMap::new(), |mut m: HashMap<i32, i64>, r| {
+                let e = m.entry(r.partition).or_insert(0);
+                *e = (*e).max(r.offset + 1);
+                m
+            })
+    };
+    let (ship_end, bill_end) = (ends(&in_ship), ends(&in_bill));
+    let committed_ok = wait_until(Duration::from_secs(20), || {
+        let (s, b) = (
+            committed(&env.config, &shipping),
+            committed(&env.config, &billing),
+        );
+        ship_end.iter().all(|(p, o)| s.get(p) == Some(o))
+            && bill_end.iter().all(|(p, o)| b.get(p) == Some(o))
+    })
+    .await;
+    run.stop().await;
+    assert!(ok, "every expected revision arrives");
+    assert_exactly(tasks_seen(&bootstrap, &tasks_topic), &want);
+    assert!(committed_ok, "both topics' offsets are committed");
+    // A new owner rebuilds partition p from both topics.
+    for p in 0..PARTITIONS {
+        let (proc, done) =
+            amends::kafka::restore::rebuild(&env.config, &Arc::from(shipping.as_str()), p, 4)
+                .expect("rebuild");
+        let n = in_ship
+            .iter()
+            .chain(&in_bill)
+            .filter(|r| r.partition == p)
+            .count() as u64;
+        assert_eq!(
+            (done.records, proc.engine().stats().events),
+            (n, n),
+            "partition {p}"
+        );
+    }
+    drop(env.mock);
+}

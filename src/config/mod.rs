@@ -430,14 +430,6 @@ impl Config {
                 "must list at least one topic",
             ));
         }
-        if self.input.touchpoints.topics.len() > 1
-            && !self.input.recovery_outcomes.topics.is_empty()
-        {
-            return Err(invalid(
-                "input.recovery_outcomes.topics",
-                format!("needs exactly one touch-point topic, got {}: an outcome is applied by the worker of the same partition of the touch-point topic, which holds the customer (set input.recovery_outcomes.topics = [] to run without outcomes)", self.input.touchpoints.topics.len()),
-            ));
-        }
         let o = &self.output;
         for (key, t) in [
             ("output.recovery_tasks", &o.recovery_tasks),

@@ -95,10 +95,6 @@ fn bad_values_name_the_key() {
             "[kafka.consumer]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n",
             "kafka.consumer.\"partition.assignment.strategy\"",
         ),
-        (
-            "[input.touchpoints]\ntopics = [\"sales\", \"billing\"]\n",
-            "input.recovery_outcomes.topics",
-        ),
     ];
     for (text, key) in cases {
         let e = load(text, &[]).unwrap_err().to_string();

@@ -32,14 +32,16 @@ pub struct RunReport {
     pub rebalances: u64,
 }
 
-/// Routes each record to the worker of its partition. An outcomes partition has no worker
-/// of its own: its records go to the worker of the same partition of the touch-point topic,
-/// which holds the customers (both topics are keyed by `customer_id` with the same partition
-/// count, and the range assignor gives one instance the same partitions of both).
+/// Routes each record to the worker of its partition. The input topics are co-partitioned
+/// (keyed by `customer_id`, one partition count): partition `p` of every input topic goes to
+/// one worker, that of partition `p` of the first touch-point topic, which holds those
+/// customers, like a Kafka Streams task over co-partitioned sources. So a customer's events
+/// from several touch-point topics meet in one state, and their recovery outcomes find their
+/// tasks. The range assignor gives one instance the same partitions of every input topic.
 struct Router {
     workers: Mutex<HashMap<TopicPartition, WorkerHandle>>,
-    /// Outcomes partition -> the touch-point partition whose worker takes its records. Locked
-    /// after `workers` when both are held.
+    /// Input partition (other than the first touch-point topic's) -> the partition whose
+    /// worker takes its records. Locked after `workers` when both are held.
     routes: Mutex<HashMap<TopicPartition, TopicPartition>>,
     deps: WorkerDeps,
     rt: tokio::runtime::Handle,
@@ -65,22 +67,16 @@ impl Router {
             .clone()
     }
 
-    /// The touch-point partition whose worker applies the outcomes of partition `tp`, when
-    /// `tp` is an outcomes partition (config validation allows outcomes with one touch-point
-    /// topic only).
+    /// The partition whose worker takes the records of input partition `tp`, when that is
+    /// not `tp` itself: the same partition of the first touch-point topic.
     fn home_of(&self, tp: &TopicPartition) -> Option<TopicPartition> {
-        let input = &self.deps.config.input;
-        let is_outcomes = input.recovery_outcomes.topics.iter().any(|t| **t == *tp.0);
-        match (is_outcomes, input.touchpoints.topics.as_slice()) {
-            (true, [touchpoints]) => Some((Arc::from(touchpoints.as_str()), tp.1)),
-            _ => None,
-        }
+        home_of(&self.deps.config, tp)
     }
 
-    /// Starts the workers of a new assignment: touch-point and partials partitions first,
-    /// then outcomes partitions are routed to their touch-point partition's worker. One
-    /// assigned without it (another assignor, unequal partition counts) gets a worker of its
-    /// own, which holds no customers and so dead-letters each outcome as an unknown task.
+    /// Starts the workers of a new assignment: the first touch-point topic's and the
+    /// partials partitions first, then the other input partitions are routed to their home
+    /// worker. One assigned without its home (another assignor in the group) gets a worker
+    /// of its own, with a warning: it holds only the customers whose records it reads.
     fn assign_all(self: &Arc<Self>, tps: &[TopicPartition]) {
         let (outcomes, others): (Vec<_>, Vec<_>) = tps
             .iter()
@@ -97,7 +93,7 @@ impl Router {
                 continue;
             }
             drop(w);
-            tracing::warn!(topic = %tp.0, partition = tp.1, touchpoints = %home.0, "recovery-outcomes partition assigned without the same touch-point partition: its outcomes cannot reach the customers' state and will be dead-lettered as unknown tasks (the outcomes topic needs the touch-point topic's partition count, and the group the range assignor)");
+            tracing::warn!(topic = %tp.0, partition = tp.1, home = %home.0, "input partition assigned without the same partition of the first touch-point topic: its records cannot reach those customers' state (outcomes are dead-lettered as unknown tasks; events see only this topic's history). Every member of the group must use the range assignor");
             self.assign(tp);
         }
     }
@@ -256,16 +252,24 @@ impl ClientContext for Ctx {
         let up = stats.brokers.values().any(|b| b.state == "UP");
         self.health.set_broker_reachable(up);
         let workers = self.router.lock();
+        let routes = self.router.routes();
+        // A worker's partition is caught up when every input partition it reads is.
+        let mut up: HashMap<&TopicPartition, bool> = HashMap::new();
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
                 // -1 means unknown or not assigned; the internal "-1" partition is skipped.
                 if *p >= 0 && part.consumer_lag >= 0 {
                     metrics::gauge!(names::CONSUMER_LAG, "topic" => topic.clone(), "partition" => p.to_string()).set(part.consumer_lag as f64);
                 }
-                if let Some(w) = workers.get(&(Arc::from(topic.as_str()), *p)) {
-                    w.clock.set_caught_up(caught_up(part));
+                let tp: TopicPartition = (Arc::from(topic.as_str()), *p);
+                let home = routes.get(&tp).unwrap_or(&tp);
+                if let Some((key, _)) = workers.get_key_value(home) {
+                    *up.entry(key).or_insert(true) &= caught_up(part);
                 }
             }
+        }
+        for (tp, caught_up) in up {
+            workers[tp].clock.set_caught_up(caught_up);
         }
     }
 
@@ -309,6 +313,22 @@ impl ConsumerContext for Ctx {
             self.health.set_assigned(n > 0);
         }
     }
+}
+
+/// The partition whose worker takes the records of input partition `tp`, when that is not
+/// `tp` itself: the same partition of the first touch-point topic, for every other input
+/// topic (see [`Router`]).
+pub(crate) fn home_of(config: &Config, tp: &TopicPartition) -> Option<TopicPartition> {
+    let input = &config.input;
+    let first = input.touchpoints.topics.first()?;
+    let other_input = input
+        .touchpoints
+        .topics
+        .iter()
+        .skip(1)
+        .chain(&input.recovery_outcomes.topics)
+        .any(|t| **t == *tp.0);
+    (other_input && **first != *tp.0).then(|| (Arc::from(first.as_str()), tp.1))
 }
 
 /// Whether the consumer has handed every record up to the partition's end to amends: it is
@@ -418,36 +438,45 @@ fn check_cluster(
             });
         }
     }
-    // Outcomes are applied by the worker of the same touch-point partition, so an outcomes
-    // topic needs the touch-point topic's partition count (like a Kafka Streams join).
-    if let [touchpoints] = config.input.touchpoints.topics.as_slice() {
-        let want = partitions(touchpoints);
-        for topic in &config.input.recovery_outcomes.topics {
-            match (partitions(topic), want) {
-                (Some(n), Some(want)) if n != want => {
-                    return Err(PipelineError::NotCoPartitioned {
-                        topic: topic.clone(),
-                        partitions: n,
-                        touchpoints: touchpoints.clone(),
-                        expected: want,
-                    })
-                }
-                (None, _) => {
-                    tracing::warn!(topic = %topic, "recovery-outcomes topic does not exist (yet): create it with the touch-point topic's partition count; amends reads it once it exists")
-                }
-                _ => {}
-            }
-        }
-    }
-    // A trend window is complete when every touch-point partition has closed it.
-    let sources = config
-        .input
+    // Partition p of every input topic is read by one worker, the one holding those
+    // customers, so the input topics must have one partition count (like the sources of a
+    // Kafka Streams join).
+    let input = &config.input;
+    let first = &input.touchpoints.topics[0];
+    let want = partitions(first);
+    let others = input
         .touchpoints
         .topics
         .iter()
-        .filter_map(|t| partitions(t))
-        .sum::<usize>()
-        .max(1);
+        .skip(1)
+        .map(|t| ("input.touchpoints.topics", t))
+        .chain(
+            input
+                .recovery_outcomes
+                .topics
+                .iter()
+                .map(|t| ("input.recovery_outcomes.topics", t)),
+        );
+    for (key, topic) in others {
+        match (partitions(topic), want) {
+            (Some(n), Some(want)) if n != want => {
+                return Err(PipelineError::NotCoPartitioned {
+                    key,
+                    topic: topic.clone(),
+                    partitions: n,
+                    touchpoints: first.clone(),
+                    expected: want,
+                })
+            }
+            (None, _) => {
+                tracing::warn!(topic = %topic, "input topic does not exist (yet): create it with the partition count of the first touch-point topic; amends reads it once it exists")
+            }
+            _ => {}
+        }
+    }
+    // A trend window is complete when every worker holding customers (one per partition of
+    // the first touch-point topic) has closed it.
+    let sources = want.unwrap_or(1).max(1);
     Ok(ClusterInfo {
         trend_sources: sources,
         partials_partitions: partitions(&o.trend_partials).unwrap_or(1) as i32,
@@ -456,8 +485,8 @@ fn check_cluster(
 
 /// What the cluster's metadata says at start.
 struct ClusterInfo {
-    /// Partitions of the touch-point topics: the trend sources a window waits for. Adding
-    /// partitions later needs a restart to be counted.
+    /// Partitions of the first touch-point topic: the trend sources a window waits for.
+    /// Adding partitions later needs a restart to be counted.
     trend_sources: usize,
     partials_partitions: i32,
 }

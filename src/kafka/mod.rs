@@ -32,9 +32,10 @@ pub enum PipelineError {
     )]
     MissingTopic { topic: String, key: &'static str },
     #[error(
-        "recovery-outcomes topic `{topic}` (config key input.recovery_outcomes.topics) has {partitions} partitions but touch-point topic `{touchpoints}` has {expected}: outcomes are applied where the customer's state is, the same partition of the touch-point topic, so both must have the same partition count and be keyed by customer_id with the same partitioner"
+        "input topic `{topic}` (config key {key}) has {partitions} partitions but the first touch-point topic `{touchpoints}` has {expected}: partition p of every input topic is read where the state of its customers is, so all input topics must have the same partition count and be keyed by customer_id with the same partitioner"
     )]
     NotCoPartitioned {
+        key: &'static str,
         topic: String,
         partitions: usize,
         touchpoints: String,

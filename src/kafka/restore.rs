@@ -68,16 +68,21 @@ pub fn rebuild(
         &(topic.clone(), partition),
         trend_sources,
     );
-    // A touch-point partition's worker also applies the same partition of the outcome topics
-    // (see `consumer::Router`): those are replayed too, up to their own committed offsets,
-    // merged with the touch points by record timestamp, which approximates the order the
+    // The worker of the first touch-point topic's partition also reads the same partition of
+    // every other input topic (see `consumer::Router`): those are replayed too, each up to its
+    // own committed offset, merged by record timestamp, which approximates the order the
     // previous owner received them in (the reorder buffer then orders them by event time).
     let mut readers = vec![Reader::open(config, topic, partition)?];
-    if let [only] = config.input.touchpoints.topics.as_slice() {
-        if **only == **topic {
-            for t in &config.input.recovery_outcomes.topics {
-                readers.push(Reader::open(config, &Arc::from(t.as_str()), partition)?);
-            }
+    let input = &config.input;
+    for t in input
+        .touchpoints
+        .topics
+        .iter()
+        .chain(&input.recovery_outcomes.topics)
+    {
+        let tp = (Arc::from(t.as_str()), partition);
+        if super::consumer::home_of(config, &tp).is_some_and(|home| *home.0 == **topic) {
+            readers.push(Reader::open(config, &tp.0, partition)?);
         }
     }
     let mut done = Restored {

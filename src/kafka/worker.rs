@@ -195,7 +195,8 @@ pub(crate) fn spawn(
     }
 }
 
-/// A touch-point partition is a trend source named `topic/partition`; every processor learns
+/// A partition of the first touch-point topic is a trend source named `topic/partition` (its
+/// worker reads the same partition of the other input topics too); every processor learns
 /// how many sources a trend window waits for.
 pub(crate) fn configure_trends(
     p: &mut Processor,
@@ -203,7 +204,13 @@ pub(crate) fn configure_trends(
     tp: &TopicPartition,
     sources: usize,
 ) {
-    if config.input.touchpoints.topics.iter().any(|t| **t == *tp.0) {
+    if config
+        .input
+        .touchpoints
+        .topics
+        .first()
+        .is_some_and(|t| **t == *tp.0)
+    {
         p.set_trend_source(format!("{}/{}", tp.0, tp.1));
     }
     p.set_trend_sources(sources);
