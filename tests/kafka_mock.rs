@@ -1355,3 +1355,39 @@ async fn a_customers_events_from_two_topics_meet_in_one_state() {
     }
     drop(env.mock);
 }
+
+/// Start-up refuses input topics that are not co-partitioned, and output topics that do not
+/// exist, naming the config key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_names_the_key_of_a_topic_it_cannot_use() {
+    let mut env = env("startup");
+    let outcomes = format!("{}-2", env.config.input.recovery_outcomes.topics[0]);
+    env.mock
+        .create_topic(&outcomes, 2, 1)
+        .expect("create topic");
+    env.config.input.recovery_outcomes.topics = vec![outcomes.clone()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(Health::default());
+    let e = kafka::run(env.config.clone(), stop.clone(), health.clone())
+        .await
+        .expect_err("not co-partitioned");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "input topic `{outcomes}` (config key input.recovery_outcomes.topics) has 2 partitions"
+        )) && msg.contains(&format!("has {PARTITIONS}")),
+        "{msg}"
+    );
+    env.config.input.recovery_outcomes.topics = vec![];
+    env.config.output.trend_alerts = "startup.no-such-topic".into();
+    let e = kafka::run(env.config.clone(), stop, health)
+        .await
+        .expect_err("missing output topic");
+    assert!(
+        e.to_string().contains(
+            "output topic `startup.no-such-topic` (config key output.trend_alerts) does not exist"
+        ),
+        "{e}"
+    );
+    drop(env.mock);
+}
