@@ -169,7 +169,13 @@ pub(crate) fn spawn(
         );
         Some(p)
     };
-    let clock = deps.watermarks.register(tp.0.clone(), tp.1, now_ms());
+    // Only partitions carrying events count towards the instance's watermark.
+    let events = deps.config.input.touchpoints.topics.iter().any(|t| **t == *tp.0);
+    let clock = if events {
+        deps.watermarks.register(tp.0.clone(), tp.1, now_ms())
+    } else {
+        PartitionClock::unregistered(now_ms())
+    };
     let w = Worker {
         clock: clock.clone(),
         watermarks: deps.watermarks.clone(),

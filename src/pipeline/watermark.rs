@@ -35,6 +35,18 @@ pub struct PartitionClock {
 }
 
 impl PartitionClock {
+    /// A clock that no [`Watermarks`] counts: for partitions that carry no events (the trend
+    /// partials topic). Registered, a partials partition busy with a backlog of partials would
+    /// hold the instance's watermark where it is, which holds every touch-point record in
+    /// the reorder buffer and so every input commit.
+    pub fn unregistered(wall_ms: i64) -> Arc<PartitionClock> {
+        Arc::new(PartitionClock {
+            max_event: AtomicI64::new(i64::MIN),
+            last_input_wall: AtomicI64::new(wall_ms),
+            caught_up: AtomicBool::new(false),
+        })
+    }
+
     /// Whether the consumer has read up to the partition's end offset (set from the
     /// consumer's statistics). A partition that is not caught up is never idle.
     pub fn set_caught_up(&self, caught_up: bool) {
