@@ -1627,7 +1627,15 @@ fn assert_row(r: &Row) {
 #[ignore = "about 3 minutes; run on purpose (see docs/reliability.md)"]
 async fn fault_matrix() {
     let mut rows = Vec::new();
-    for f in Fault::ALL {
+    // AMENDS_FAULT=<index> runs one row (0-based, in the order of `Fault::ALL`).
+    let only: Option<usize> = std::env::var("AMENDS_FAULT")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (_, f) in Fault::ALL
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|o| o == *i))
+    {
         let r = fault_row(f).await;
         eprintln!("{}", r.line());
         rows.push(r);

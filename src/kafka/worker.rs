@@ -170,7 +170,13 @@ pub(crate) fn spawn(
         Some(p)
     };
     // Only partitions carrying events count towards the instance's watermark.
-    let events = deps.config.input.touchpoints.topics.iter().any(|t| **t == *tp.0);
+    let events = deps
+        .config
+        .input
+        .touchpoints
+        .topics
+        .iter()
+        .any(|t| **t == *tp.0);
     let clock = if events {
         deps.watermarks.register(tp.0.clone(), tp.1, now_ms())
     } else {
@@ -247,6 +253,27 @@ impl Commits {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Where new outputs hold the commit when they derive from no particular record (a
+    /// timer's revision): the first record not yet applied. Deliveries in flight do not
+    /// count: each holds the commit by itself until acknowledged, and taking them in would
+    /// chain every new hold to the oldest one, so that under steady load (some delivery
+    /// always in flight) the commit would never move.
+    fn frontier(&self) -> Option<i64> {
+        match (self.unreleased.first().copied(), self.next) {
+            (Some(u), Some(n)) => Some(u.min(n)),
+            (u, n) => u.or(n),
+        }
+    }
+
+    /// Where outputs hold the commit until acknowledged: at the first record they derive
+    /// from (`first`, released in the step that made them), or at the frontier if earlier.
+    fn hold(&self, first: Option<i64>) -> Option<i64> {
+        match (first, self.frontier()) {
+            (Some(f), Some(p)) => Some(f.min(p)),
+            (f, p) => f.or(p),
+        }
     }
 
     fn block(&mut self, at: i64) {
@@ -500,7 +527,7 @@ impl Worker {
             self.publish();
             return;
         }
-        // Every topic's commit stays where it is (or at the first record released, if
+        // Every topic's commit stays at its frontier (or at the first record released, if
         // earlier) until the outputs are acknowledged: outputs are not tied to one topic's
         // records (an outcome's dead letter, a timer's revision), so all are held.
         let holds: Holds = self
@@ -508,12 +535,7 @@ impl Worker {
             .iter_mut()
             .enumerate()
             .filter_map(|(i, (_, c))| {
-                let at = match (first[i], c.position()) {
-                    (Some(f), Some(p)) => f.min(p),
-                    (Some(f), None) => f,
-                    (None, Some(p)) => p,
-                    (None, None) => return None,
-                };
+                let at = c.hold(first[i])?;
                 c.block(at);
                 Some((i, at))
             })
@@ -635,5 +657,51 @@ impl Worker {
             }
             .emit(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Commits;
+
+    /// Under steady load some delivery is always in flight. A new hold must not inherit the
+    /// oldest one's, or the commit never moves (found by the fault matrix: a burst of input
+    /// committed nothing until it ended).
+    #[test]
+    fn a_new_hold_does_not_chain_to_deliveries_in_flight() {
+        let mut c = Commits {
+            next: Some(1),
+            ..Commits::default()
+        };
+        let a = c.hold(Some(0)).expect("hold");
+        c.block(a);
+        assert_eq!((a, c.position()), (0, Some(0)));
+        // Records 1..=4 arrive and are applied while the first delivery is in flight.
+        c.next = Some(5);
+        let b = c.hold(Some(1)).expect("hold");
+        c.block(b);
+        assert_eq!(
+            b, 1,
+            "held at its own first record, not at the delivery in flight"
+        );
+        // A timer's outputs derive from no record: held at the frontier.
+        let t = c.hold(None).expect("hold");
+        c.block(t);
+        assert_eq!(t, 5);
+        c.unblock(a);
+        assert_eq!(
+            c.position(),
+            Some(1),
+            "the commit moves once the first is acknowledged"
+        );
+        c.unblock(b);
+        assert_eq!(c.position(), Some(5));
+        // A record still in the reorder buffer keeps the frontier (and the commit) below it.
+        c.unreleased.insert(5);
+        c.next = Some(8);
+        assert_eq!(c.hold(Some(6)), Some(5));
+        c.unblock(t);
+        c.unreleased.clear();
+        assert_eq!(c.position(), Some(8));
     }
 }
