@@ -236,13 +236,22 @@ fn expected_with_restart(
         proc.flush(EventTime(0), &mut outs);
         procs.push((proc, outs));
     }
-    // When every partition has gone quiet the service's watermark moves to the highest event
-    // time of all partitions: timers due before it fire in every partition.
+    out.extend(quiet_end(procs));
+    out
+}
+
+/// The end of the model's run: when every partition has gone quiet the service's watermark
+/// moves to the highest event time of all partitions, so timers due before it fire in every
+/// partition. Returns every task revision, by (task_id, revision).
+fn quiet_end(
+    procs: Vec<(Processor, Vec<amends::pipeline::OutboundRecord>)>,
+) -> BTreeMap<(String, u32), RecoveryTask> {
     let last = procs
         .iter()
         .map(|(p, _)| p.received_max())
         .max()
         .unwrap_or(EventTime::MIN);
+    let mut out = BTreeMap::new();
     for (mut proc, mut outs) in procs {
         proc.advance(
             last,
@@ -1266,7 +1275,6 @@ async fn a_customers_events_from_two_topics_meet_in_one_state() {
     let in_bill = produce(&bootstrap, &billing, &bill).await;
     // The model: per partition, both topics' records through one processor, in event-time
     // order (each customer's shipping failure comes first).
-    let mut want = BTreeMap::new();
     let mut procs = Vec::new();
     for p in 0..PARTITIONS {
         let mut proc = Processor::new(&env.config);
@@ -1279,19 +1287,7 @@ async fn a_customers_events_from_two_topics_meet_in_one_state() {
         proc.flush(EventTime(0), &mut outs);
         procs.push((proc, outs));
     }
-    let last = procs.iter().map(|(p, _)| p.received_max()).max().unwrap();
-    for (mut proc, mut outs) in procs {
-        proc.advance(
-            last,
-            EventTime(0),
-            amends::detect::FiredBy::EventTime,
-            &mut outs,
-        );
-        for o in outs.into_iter().filter(|o| o.kind == OutboundKind::Task) {
-            let t: RecoveryTask = serde_json::from_slice(&o.payload).expect("task json");
-            want.insert((t.task_id.clone(), t.revision), t);
-        }
-    }
+    let want = quiet_end(procs);
     // What makes the test able to fail: every customer's billing failure is a second
     // failure within the repeat window, counted as such.
     let repeats: Vec<&RecoveryTask> = want
@@ -1514,11 +1510,28 @@ async fn fault_row(fault: Fault) -> Row {
             .broker_round_trip_time(1, Duration::from_millis(ms))
             .expect("rtt")
     };
+    match fault {
+        Fault::ProduceErrors => env.mock.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 12],
+        ),
+        Fault::CommitErrors => env.mock.request_errors(
+            RDKafkaApiKey::OffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 8],
+        ),
+        _ => {}
+    }
     let ok = match fault {
-        Fault::Nothing | Fault::PoisonBetweenGood => {
+        Fault::Nothing | Fault::PoisonBetweenGood | Fault::ProduceErrors | Fault::CommitErrors => {
             let run = start(&env.config);
             let ok = wait_until(Duration::from_secs(60), everything).await;
             run.stop().await;
+            if matches!(fault, Fault::CommitErrors) {
+                // What was committed despite the errors is re-read by a restart: nothing new.
+                let run = start(&env.config);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                run.stop().await;
+            }
             ok
         }
         Fault::GracefulStopMidBurst => {
@@ -1558,30 +1571,6 @@ async fn fault_row(fault: Fault) -> Row {
             env.mock.broker_up(1).expect("broker up");
             slow(0);
             let ok = wait_until(Duration::from_secs(90), everything).await;
-            run.stop().await;
-            ok
-        }
-        Fault::ProduceErrors => {
-            env.mock.request_errors(
-                RDKafkaApiKey::Produce,
-                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 12],
-            );
-            let run = start(&env.config);
-            let ok = wait_until(Duration::from_secs(60), everything).await;
-            run.stop().await;
-            ok
-        }
-        Fault::CommitErrors => {
-            env.mock.request_errors(
-                RDKafkaApiKey::OffsetCommit,
-                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 8],
-            );
-            let run = start(&env.config);
-            let ok = wait_until(Duration::from_secs(60), everything).await;
-            run.stop().await;
-            // What was committed despite the errors is re-read by a restart: nothing new.
-            let run = start(&env.config);
-            tokio::time::sleep(Duration::from_secs(5)).await;
             run.stop().await;
             ok
         }
