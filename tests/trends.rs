@@ -328,3 +328,83 @@ fn closed_loop_figures_match_hand_computed_values() {
         (Some(3), Some(3))
     );
 }
+
+/// `amends replay` merges its own partials directly (`Processor::with_local_merge`); the
+/// snapshots and alerts are exactly those of the service's path, where the partials go out
+/// as partials-topic records and come back through a merging processor.
+#[test]
+fn the_local_merge_gives_what_the_partials_topic_gives() {
+    use amends::pipeline::{InboundRecord, OutboundKind, Processor, Watermarking};
+    let config = Config::defaults();
+    let events = simulated(Some(
+        Spike::parse("2026-11-23T12:00:00Z,2h,billing,6").expect("spike"),
+    ));
+    let via_replay = replay(&config, &events, b"");
+    // The service's path, one source: the partials as records into a second processor.
+    let mut source = Processor::new(&config)
+        .with_event_clock()
+        .with_watermarking(Watermarking::External);
+    source.set_trend_source("touchpoints/0".into());
+    let mut merge = Processor::new(&config);
+    let mut outs = Vec::new();
+    let mut merged = Vec::new();
+    let mut now = EventTime::MIN;
+    let mut feed = |outs: &mut Vec<amends::pipeline::OutboundRecord>, merged: &mut Vec<_>| {
+        for (i, o) in outs.drain(..).enumerate() {
+            if matches!(
+                o.kind,
+                OutboundKind::TrendPartial | OutboundKind::TrendClosed
+            ) {
+                let rec = InboundRecord {
+                    topic: o.topic,
+                    partition: 0,
+                    offset: i as i64,
+                    key: o.key,
+                    payload: Some(o.payload),
+                    timestamp_ms: None,
+                };
+                merge.process(&rec, EventTime(0), merged);
+            }
+        }
+    };
+    for (i, line) in events
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let rec = InboundRecord {
+            topic: "touchpoints".into(),
+            partition: 0,
+            offset: i as i64,
+            key: None,
+            payload: Some(line.to_vec()),
+            timestamp_ms: None,
+        };
+        if let amends::pipeline::Processed::Event { event_time, .. } =
+            source.process(&rec, now, &mut outs)
+        {
+            now = now.max(event_time);
+        }
+        let wm = now.plus(Millis(-config.detect.out_of_orderness.millis().0));
+        source.advance(wm, now, amends::detect::FiredBy::EventTime, &mut outs);
+        feed(&mut outs, &mut merged);
+    }
+    source.flush(now, &mut outs);
+    source.close_trend_windows(&mut outs);
+    feed(&mut outs, &mut merged);
+    let of = |kind: OutboundKind| -> Vec<Value> {
+        merged
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(|o| serde_json::from_slice(&o.payload).expect("json"))
+            .collect()
+    };
+    let (snapshots, alerts) = (
+        of(OutboundKind::TrendSnapshot),
+        of(OutboundKind::TrendAlert),
+    );
+    assert!(snapshots.len() > 1000, "{}", snapshots.len());
+    assert!(!alerts.is_empty(), "the spike fires");
+    assert_eq!(snapshots, via_replay.snapshots);
+    assert_eq!(alerts, via_replay.alerts);
+}

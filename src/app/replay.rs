@@ -141,7 +141,8 @@ pub fn replay_with_outcomes(
     let mut p = Processor::new(config)
         .with_output_format(Format::Json)
         .with_event_clock()
-        .with_watermarking(Watermarking::External);
+        .with_watermarking(Watermarking::External)
+        .with_local_merge();
     let ooo = config.detect.out_of_orderness.millis();
     let outcomes_topic: Arc<str> = Arc::from(
         config

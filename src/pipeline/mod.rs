@@ -170,6 +170,10 @@ pub struct Processor {
     trend: trend::TrendFeed,
     /// The merge of a partials-topic partition, made at its first record.
     merge: Option<trend::MergeStage>,
+    /// Hand this processor's own partials to its merge directly (`amends replay`: one
+    /// source, no Kafka), instead of as records for the partials topic.
+    local_merge: bool,
+    local_partials: Vec<crate::trend::PartialRecord>,
     /// Input partitions a trend window needs to hear from before it is complete.
     trend_sources: usize,
     config: Arc<Config>,
@@ -213,6 +217,8 @@ impl Processor {
             partials_topic: Arc::from(config.output.trend_partials.as_str()),
             trend: trend::TrendFeed::new(config),
             merge: None,
+            local_merge: false,
+            local_partials: Vec::new(),
             trend_sources: 1,
             config: Arc::new(config.clone()),
             tasks_topic: Arc::from(config.output.recovery_tasks.as_str()),
@@ -255,6 +261,14 @@ impl Processor {
     /// Uses event time as the processing clock (see `event_clock`).
     pub fn with_event_clock(mut self) -> Processor {
         self.event_clock = true;
+        self
+    }
+
+    /// Merges this processor's own trend partials into its snapshots and alerts directly,
+    /// without encoding them as partials-topic records: for `amends replay`, where the file
+    /// is the only source. The snapshots are the same as through the topic.
+    pub fn with_local_merge(mut self) -> Processor {
+        self.local_merge = true;
         self
     }
 
@@ -540,7 +554,7 @@ impl Processor {
 
     /// End of a finite input (replay): closes every trend window, whatever the watermark.
     pub fn close_trend_windows(&mut self, out: &mut Vec<OutboundRecord>) {
-        self.trend.close(EventTime(i64::MAX), out);
+        self.close_trends(EventTime(i64::MAX), out);
     }
 
     /// End of input (replay, restore, tests): everything received is applied and every timer
@@ -579,7 +593,31 @@ impl Processor {
             }
         }
         self.engine.set_watermark(wm);
-        self.trend.close(wm, out);
+        self.close_trends(wm, out);
+    }
+
+    /// Closes the trend windows `wm` passed: their partials go out as records, or straight
+    /// into this processor's merge (`with_local_merge`), which then sees them as the topic
+    /// would deliver them, at wall time 0 (one source: each window completes on its marker).
+    fn close_trends(&mut self, wm: EventTime, out: &mut Vec<OutboundRecord>) {
+        if !self.local_merge {
+            self.trend.close(wm, out);
+            return;
+        }
+        let mut partials = std::mem::take(&mut self.local_partials);
+        self.trend.close_into(wm, &mut partials);
+        if !partials.is_empty() {
+            let (config, n) = (&self.config, self.trend_sources);
+            let merge = self
+                .merge
+                .get_or_insert_with(|| trend::MergeStage::new(config, n));
+            for p in partials.drain(..) {
+                merge.add(p, 0, EventTime(0), out, &mut self.merge_released);
+            }
+            // No partials topic, so no offsets to release.
+            self.merge_released.clear();
+        }
+        self.local_partials = partials;
     }
 
     fn fire(&mut self, clock: Clock, fired_by: FiredBy, out: &mut Vec<OutboundRecord>) {

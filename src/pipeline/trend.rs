@@ -123,13 +123,9 @@ impl TrendFeed {
 
     /// Closes the windows the watermark passed (end + allowed lateness at or before it).
     pub(crate) fn close(&mut self, watermark: EventTime, out: &mut Vec<OutboundRecord>) {
-        let Some(source) = &self.source else { return };
-        if watermark == EventTime::MIN {
-            return;
-        }
-        self.trends
-            .close_until(watermark, source, &mut self.partials);
-        for p in self.partials.drain(..) {
+        let mut partials = std::mem::take(&mut self.partials);
+        self.close_into(watermark, &mut partials);
+        for p in partials.drain(..) {
             let Ok(payload) = serde_json::to_vec(&p) else {
                 continue;
             };
@@ -148,6 +144,18 @@ impl TrendFeed {
                 headers: Vec::new(),
             });
         }
+        self.partials = partials;
+    }
+
+    /// Closes the windows the watermark passed, appending their partials and markers to
+    /// `into` unencoded (for a processor that merges its own partials, see
+    /// `Processor::with_local_merge`).
+    pub(crate) fn close_into(&mut self, watermark: EventTime, into: &mut Vec<PartialRecord>) {
+        let Some(source) = &self.source else { return };
+        if watermark == EventTime::MIN {
+            return;
+        }
+        self.trends.close_until(watermark, source, into);
     }
 
     pub(crate) fn open_windows(&self) -> usize {
