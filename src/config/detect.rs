@@ -53,6 +53,10 @@ pub struct DetectConfig {
     /// reported `resolved` is a double deviation (the recovery did not hold), measured once per
     /// recovered task. Event time.
     pub follow_up_period: Dur,
+    /// Closing the loop: a task that passes its `due_at` with no recovery outcome gets one
+    /// `escalated` revision (reason `overdue`). Off for a deployment where no case tool
+    /// reports outcomes back, where every task would otherwise go overdue.
+    pub escalate_overdue: bool,
     /// Severity of a missed promise made with `expected_by` on an event type no expectation
     /// below names.
     #[serde(deserialize_with = "super::policy::de_severity")]
@@ -151,6 +155,7 @@ impl Default for DetectConfig {
             idle_partition_after: Dur::secs(30),
             suppression_period: Dur::days(7),
             follow_up_period: Dur::days(14),
+            escalate_overdue: true,
             promise_severity: Severity::Major,
             expectations: vec![
                 ExpectationConfig::new(

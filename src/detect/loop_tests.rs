@@ -505,6 +505,37 @@ fn a_missed_promise_after_a_resolved_recovery_is_a_double_deviation() {
     );
 }
 
+/// `detect.escalate_overdue = false` (no case tool reports back): no overdue timer, no
+/// overdue revision, however long the task waits.
+#[test]
+fn overdue_escalation_can_be_switched_off() {
+    let mut config = Config::defaults();
+    config.detect.escalate_overdue = false;
+    let mut run = Run::with(&config);
+    run.event(&delivery_failed("e-1", T0, "c-1", "o-1"));
+    let first = tasks(&run.take())[0].clone();
+    assert_eq!(first.due_at, "2026-11-22T18:00:00.000Z");
+    assert_eq!(run.eng.next_timer(), None, "no timer watches the due time");
+    run.advance_to("2026-11-30T00:00:00Z");
+    // A later failure on another reference fires nothing overdue either.
+    run.event(&delivery_failed(
+        "e-2",
+        "2026-11-30T00:00:00Z",
+        "c-1",
+        "o-2",
+    ));
+    run.advance_to("2026-12-05T00:00:00Z");
+    let later = run.take();
+    assert!(
+        tasks(&later).iter().all(|t| t
+            .reason
+            .as_deref()
+            .is_none_or(|r| !r.starts_with("overdue"))),
+        "{later:?}"
+    );
+    assert_eq!(run.eng.stats().tasks_overdue, 0);
+}
+
 #[test]
 fn a_task_past_its_due_time_with_no_outcome_is_escalated_once() {
     let mut run = Run::new();

@@ -561,7 +561,11 @@ impl Engine {
         // Promises first, so a task's due time is judged after the missed promises that
         // escalate it at the same time (and with the due time they give it).
         let n = expect::fire_due(&ctx, cust, deadline, fired_by, &mut emit);
-        let overdue = closed_loop::fire_overdue(cust, deadline, fired_by, &mut emit);
+        let overdue = if d.escalate_overdue {
+            closed_loop::fire_overdue(cust, deadline, fired_by, &mut emit)
+        } else {
+            0
+        };
         cust.compact();
         self.stats.timers_fired += n as u64;
         self.stats.tasks_overdue += overdue as u64;
@@ -689,7 +693,7 @@ impl Emitter<'_> {
         self.stats.count(&task);
         let inc = &cust.more().incidents[idx];
         // A new due time needs its own timer; an unchanged one has its timer already.
-        if inc.awaits_outcome() && inc.due_at != due_before {
+        if self.detect.escalate_overdue && inc.awaits_outcome() && inc.due_at != due_before {
             self.new_timers.push(inc.due_at);
         }
         let opened = (task.revision == 1).then(|| {
