@@ -78,14 +78,14 @@ impl Router {
     /// worker. One assigned without its home (another assignor in the group) gets a worker
     /// of its own, with a warning: it holds only the customers whose records it reads.
     fn assign_all(self: &Arc<Self>, tps: &[TopicPartition]) {
-        let (outcomes, others): (Vec<_>, Vec<_>) = tps
+        let (routed, others): (Vec<_>, Vec<_>) = tps
             .iter()
             .map(|tp| (tp, self.home_of(tp)))
             .partition(|(_, home)| home.is_some());
         for (tp, _) in others {
             self.assign(tp);
         }
-        for (tp, home) in outcomes {
+        for (tp, home) in routed {
             let home = home.expect("partitioned on it");
             let w = self.lock();
             if w.contains_key(&home) {
@@ -172,7 +172,7 @@ impl Router {
     /// and publishes its last offset. Waits at most `timeout` in total; a worker that does not
     /// finish in time is aborted, and its unacknowledged records will be consumed again.
     ///
-    /// Returns the partitions whose offsets are final: those drained and the outcomes
+    /// Returns the partitions whose offsets are final: those drained and the input
     /// partitions routed to them (or revoked themselves), whose routes end here.
     fn drain(&self, tps: Option<&[TopicPartition]>, timeout: Duration) -> Vec<TopicPartition> {
         let (handles, unrouted): (Vec<(TopicPartition, WorkerHandle)>, Vec<TopicPartition>) = {
