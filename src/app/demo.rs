@@ -234,6 +234,7 @@ pub async fn demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     );
     text.push_str(&render_loop(outcomes.len(), &tasks, &snapshots));
     text.push_str(&render_trends(&snapshots, &alerts));
+    text.push_str(&render_footer(&opts));
     std::fs::write(opts.output.join("summary.txt"), &text)?;
     // Clients must go before the mock cluster they talk to, or they log broker-down errors.
     drop(producer);
@@ -273,10 +274,6 @@ fn render_trends(snapshots: &[serde_json::Value], alerts: &[serde_json::Value]) 
             a["summary"].as_str().unwrap_or_default()
         );
     }
-    let _ = writeln!(
-        s,
-        "Trend outputs: trend-snapshots.jsonl, trend-alerts.jsonl"
-    );
     s
 }
 
@@ -520,17 +517,16 @@ fn render(
             t.task_id, t.revision, t.status.as_str(), t.severity.as_str(), t.priority, t.customer_id, t.channel, t.touchpoint, t.incident, t.owner_queue, t.due_at, comp, t.explanation
         );
     }
-    let _ = writeln!(
-        s,
-        "\nOutputs in {}/: input.jsonl, outcomes.jsonl, recovery-tasks.jsonl, dead-letter.jsonl, summary.txt",
-        opts.output.display()
-    );
-    let _ = writeln!(
-        s,
-        "Replay the same input without Kafka: amends replay --input {0}/input.jsonl --outcomes {0}/outcomes.jsonl --output <dir>",
-        opts.output.display()
-    );
     s
+}
+
+/// Where the outputs are, and how to replay them: the summary's last lines.
+fn render_footer(opts: &DemoOptions) -> String {
+    format!(
+        "\nOutputs in {0}/: input.jsonl, outcomes.jsonl, recovery-tasks.jsonl, dead-letter.jsonl, trend-snapshots.jsonl, trend-alerts.jsonl, summary.txt\n\
+         Replay the same input without Kafka: amends replay --input {0}/input.jsonl --outcomes {0}/outcomes.jsonl --output <dir>\n",
+        opts.output.display()
+    )
 }
 
 /// Picks three tasks of different rules (a contact-driven one, a repeat, a first failure...),
