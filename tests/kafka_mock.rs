@@ -308,15 +308,7 @@ fn expected_snapshots(
     merge.set_trend_sources(PARTITIONS as usize);
     let mut outs = Vec::new();
     for (i, o) in partials.into_iter().chain(markers).enumerate() {
-        let rec = InboundRecord {
-            topic: o.topic,
-            partition: 0,
-            offset: i as i64,
-            key: o.key,
-            payload: Some(o.payload),
-            timestamp_ms: None,
-        };
-        merge.process(&rec, EventTime(0), &mut outs);
+        merge.process(&o.read_back(0, i as i64), EventTime(0), &mut outs);
     }
     let cutoff = last_event.0 - config.detect.allowed_lateness.millis().0;
     let mut want = BTreeMap::new();

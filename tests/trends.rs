@@ -355,15 +355,7 @@ fn the_local_merge_gives_what_the_partials_topic_gives() {
                 o.kind,
                 OutboundKind::TrendPartial | OutboundKind::TrendClosed
             ) {
-                let rec = InboundRecord {
-                    topic: o.topic,
-                    partition: 0,
-                    offset: i as i64,
-                    key: o.key,
-                    payload: Some(o.payload),
-                    timestamp_ms: None,
-                };
-                merge.process(&rec, EventTime(0), merged);
+                merge.process(&o.read_back(0, i as i64), EventTime(0), merged);
             }
         }
     };

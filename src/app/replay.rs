@@ -270,14 +270,7 @@ impl LoopBack {
                         continue;
                     }
                     OutboundKind::TrendPartial | OutboundKind::TrendClosed => {
-                        let rec = InboundRecord {
-                            topic: o.topic,
-                            partition: 0,
-                            offset: self.offset,
-                            key: o.key,
-                            payload: Some(o.payload),
-                            timestamp_ms: None,
-                        };
+                        let rec = o.read_back(0, self.offset);
                         self.offset += 1;
                         // The merge's wall clock never moves: with one source every window
                         // completes on its marker.

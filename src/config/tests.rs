@@ -204,3 +204,17 @@ fn trend_settings_default_and_bad_ones_name_the_key() {
         assert!(e.contains(key), "error for {text:?} should name {key}: {e}");
     }
 }
+
+/// `[trend.alerts]` takes its defaults from the trend core and maps back onto it unchanged.
+#[test]
+fn alert_defaults_come_from_the_trend_core() {
+    assert_eq!(
+        crate::pipeline::trend::alert_config(&Config::defaults()),
+        crate::trend::AlertConfig::default()
+    );
+    let mut c = Config::defaults();
+    c.trend.alerts.daily_days = 3;
+    c.trend.alerts.min_failures = 7;
+    let core = crate::pipeline::trend::alert_config(&c);
+    assert_eq!((core.baseline.daily_days, core.min_failures), (3, 7));
+}

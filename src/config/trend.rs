@@ -70,24 +70,28 @@ pub struct AlertsConfig {
     pub baseline_floor: f64,
 }
 
+/// The defaults are the trend core's ([`crate::trend::AlertConfig`]), so they are written
+/// once.
 impl Default for AlertsConfig {
     fn default() -> Self {
+        let c = crate::trend::AlertConfig::default();
+        let b = &c.baseline;
         AlertsConfig {
-            ratio_threshold: 1.5,
-            min_failures: 10,
-            min_events: 50,
-            significance: 0.001,
-            mad_k: 3.0,
-            for_windows: 2,
-            keep_firing_for_windows: 2,
-            recent_windows: 12,
-            min_history: 6,
-            min_events_for_baseline: 20,
-            seasonal_weeks: 4,
-            daily_days: 7,
-            daily_min_days: 1,
-            require_seasonal: true,
-            baseline_floor: 0.001,
+            ratio_threshold: c.ratio_threshold,
+            min_failures: c.min_failures,
+            min_events: c.min_events,
+            significance: c.significance,
+            mad_k: c.mad_k,
+            for_windows: c.for_windows,
+            keep_firing_for_windows: c.keep_firing_for_windows,
+            recent_windows: b.recent_windows,
+            min_history: b.min_history,
+            min_events_for_baseline: b.min_events_for_baseline,
+            seasonal_weeks: b.seasonal_weeks,
+            daily_days: b.daily_days,
+            daily_min_days: b.daily_min_days,
+            require_seasonal: b.require_seasonal,
+            baseline_floor: c.baseline_floor,
         }
     }
 }

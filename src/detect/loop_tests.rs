@@ -1,6 +1,7 @@
 //! The closed loop in the engine: outcomes, overdue escalation, double deviation, paradox,
 //! and their state across a snapshot. Values are derived by hand in the comments.
 
+use super::tests::tasks;
 use super::*;
 use crate::codec::Decoder;
 use crate::domain::{RecoveryStatus, Severity};
@@ -46,6 +47,20 @@ fn delivery_failed(id: &str, at: &str, customer: &str, reference: &str) -> Touch
         &format!(
             r#","reference":"{reference}","cause":"internal","amount":120.0,"currency":"EUR""#
         ),
+    )
+}
+
+/// An order placed (a success that promises shipping within 48 h).
+fn order_placed(id: &str, at: &str, customer: &str, reference: &str) -> TouchpointEvent {
+    event(
+        id,
+        at,
+        customer,
+        "sales",
+        "checkout",
+        "order_placed",
+        "success",
+        &format!(r#","reference":"{reference}""#),
     )
 }
 
@@ -152,15 +167,6 @@ impl Run {
     fn take(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
     }
-}
-
-fn tasks(out: &[Output]) -> Vec<&RecoveryTask> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Task(t) => Some(t),
-            Output::Loop(_) => None,
-        })
-        .collect()
 }
 
 fn measures(out: &[Output]) -> Vec<&LoopMeasure> {
@@ -484,16 +490,7 @@ fn a_missed_promise_after_a_resolved_recovery_is_a_double_deviation() {
         None,
     ));
     // An order on 23 Nov 09:00 that must ship within 48 h, and never does.
-    run.event(&event(
-        "e-2",
-        "2026-11-23T09:00:00Z",
-        "c-1",
-        "sales",
-        "checkout",
-        "order_placed",
-        "success",
-        r#","reference":"o-2""#,
-    ));
+    run.event(&order_placed("e-2", "2026-11-23T09:00:00Z", "c-1", "o-2"));
     run.advance_to("2026-11-26T00:00:00Z");
     let out = run.take();
     let dd = double_deviations(&out);
@@ -632,16 +629,7 @@ fn a_settled_task_is_not_escalated_as_overdue() {
     let mut run = Run::new();
     // An order that must ship within 48 h (by 22 Nov 09:00) ships an hour late: the task
     // opens at the deadline (major, established: due 17:00) and is resolved at 10:00.
-    run.event(&event(
-        "e-1",
-        "2026-11-20T09:00:00Z",
-        "c-1",
-        "sales",
-        "checkout",
-        "order_placed",
-        "success",
-        r#","reference":"o-2""#,
-    ));
+    run.event(&order_placed("e-1", "2026-11-20T09:00:00Z", "c-1", "o-2"));
     run.advance_to("2026-11-22T09:30:00Z");
     let out = run.take();
     let opened = tasks(&out);

@@ -36,7 +36,8 @@ fn feed(eng: &mut Engine, e: &TouchpointEvent, offset: i64, now: EventTime, out:
     eng.on_event(e, &pos(offset), Clock::Wall(now), false, out);
 }
 
-fn tasks(out: &[Output]) -> Vec<&RecoveryTask> {
+/// The task revisions among `out` (the engine's tests and the closed loop's).
+pub(super) fn tasks(out: &[Output]) -> Vec<&RecoveryTask> {
     out.iter()
         .filter_map(|o| match o {
             Output::Task(t) => Some(t),

@@ -50,6 +50,22 @@ pub struct OutboundRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl OutboundRecord {
+    /// The record as a consumer of its topic reads it back, at `partition` and `offset`
+    /// (headers and broker timestamp aside): replay and tests feed trend partials back this
+    /// way, as the service reads them from the partials topic.
+    pub fn read_back(self, partition: i32, offset: i64) -> InboundRecord {
+        InboundRecord {
+            topic: self.topic,
+            partition,
+            offset,
+            key: self.key,
+            payload: Some(self.payload),
+            timestamp_ms: None,
+        }
+    }
+}
+
 /// What processing one input record amounted to; the Kafka layer turns it into metrics.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Processed {

@@ -1439,14 +1439,18 @@ mod tests {
     /// Feeds `hours` as windows of `width` (1 h, or an hour's counts split into 12
     /// proportional 5 min windows) to a fresh `Alerting`.
     fn replay(cfg: &AlertConfig, width: i64, hours: &[(i64, u64, u64)]) -> Vec<Replayed> {
-        let mut al = Alerting::new(cfg.clone());
+        feed_hours(&mut Alerting::new(cfg.clone()), width, hours)
+    }
+
+    /// Feeds `hours` as windows of `width` to `al`.
+    fn feed_hours(al: &mut Alerting, width: i64, hours: &[(i64, u64, u64)]) -> Vec<Replayed> {
         let parts = (HOUR_MS / width) as u64;
         let mut out = vec![];
         for &(h, e, f) in hours {
             for i in 0..parts {
                 let share = |x: u64| x * (i + 1) / parts - x * i / parts;
                 let start = MONDAY + h * HOUR_MS + i as i64 * width;
-                let (ev, a) = window(&mut al, SHIPPING, width, start, share(e), share(f));
+                let (ev, a) = window(al, SHIPPING, width, start, share(e), share(f));
                 out.push((start, ev, a));
             }
         }
@@ -1595,28 +1599,15 @@ mod tests {
             // State saved at the end of day 2 and restored carries on identically.
             let (first, rest) = hours.split_at(48);
             let mut al = Alerting::new(cfg.clone());
-            let feed_hours = |al: &mut Alerting, hs: &[(i64, u64, u64)]| {
-                let parts = (HOUR_MS / width) as u64;
-                let mut got = vec![];
-                for &(h, e, f) in hs {
-                    for i in 0..parts {
-                        let share = |x: u64| x * (i + 1) / parts - x * i / parts;
-                        let start = MONDAY + h * HOUR_MS + i as i64 * width;
-                        got.push(window(al, SHIPPING, width, start, share(e), share(f)));
-                    }
-                }
-                got
-            };
-            feed_hours(&mut al, first);
+            feed_hours(&mut al, width, first);
             let json = serde_json::to_string(&al.snapshot()).expect("json");
             let state = serde_json::from_str(&json).expect("state");
             let mut back = Alerting::restore(cfg.clone(), state).expect("restore");
             assert_eq!(back.snapshot(), al.snapshot());
-            let a = feed_hours(&mut al, rest);
-            assert_eq!(feed_hours(&mut back, rest), a);
+            let a = feed_hours(&mut al, width, rest);
+            assert_eq!(feed_hours(&mut back, width, rest), a);
             // ...and as the run without the restore did.
             let tail = out.get(out.len() - a.len()..).unwrap_or_default();
-            let tail: Vec<Out> = tail.iter().map(|o| (o.1.clone(), o.2.clone())).collect();
             assert_eq!(tail, a);
         }
     }
