@@ -31,7 +31,7 @@ use rules::{FailureSignal, Rule};
 use state::{CustomerState, Ev, Incident, Syms};
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// What the engine produces.
@@ -138,6 +138,9 @@ pub struct Engine {
     syms: RefCell<Syms>,
     /// Event types the configuration names, and as what.
     kinds: HashMap<Box<str>, Kind, ids::FastState>,
+    /// Customers whose state changed (or left) since `take_changes`, while tracking is on
+    /// (`track_changes`: the service, which writes them to the changelog).
+    changes: Option<HashSet<Arc<str>, ids::FastState>>,
 }
 
 /// What the configuration makes of an event type.
@@ -181,6 +184,35 @@ impl Engine {
                 }
                 kinds
             },
+            changes: None,
+        }
+    }
+
+    /// From now on, notes every customer whose state changes or who leaves the state (see
+    /// [`Engine::take_changes`]).
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(HashSet::default);
+    }
+
+    /// The customers whose state changed, or who left the state, since the last call (or since
+    /// [`Engine::track_changes`]), sorted by id. Empty while tracking is off.
+    pub fn take_changes(&mut self) -> Vec<Arc<str>> {
+        let Some(ch) = self.changes.as_mut() else {
+            return Vec::new();
+        };
+        let mut v: Vec<Arc<str>> = ch.drain().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Notes a change to a customer's state, while tracking is on.
+    fn changed(&mut self, customer_id: &str) {
+        if let Some(ch) = self.changes.as_mut() {
+            if !ch.contains(customer_id) {
+                if let Some((k, _)) = self.customers.get_key_value(customer_id) {
+                    ch.insert(k.clone());
+                }
+            }
         }
     }
 
@@ -238,6 +270,8 @@ impl Engine {
         let v = self.apply(e, src, clock, late, out, &mut new_timers);
         self.schedule(&e.customer_id, &mut new_timers);
         self.new_timers = new_timers;
+        // Even a duplicate prunes the customer's state first.
+        self.changed(&e.customer_id);
         v
     }
 
@@ -287,6 +321,8 @@ impl Engine {
                 closed_loop::on_outcome(cust, o, out)
             }
         };
+        // Pruned at least (nothing, if the customer is not held).
+        self.changed(&o.customer_id);
         match v {
             OutcomeVerdict::UnknownTask => self.stats.outcomes_unknown += 1,
             OutcomeVerdict::Duplicate => self.stats.outcomes_duplicate += 1,
@@ -571,6 +607,8 @@ impl Engine {
         self.stats.tasks_overdue += overdue as u64;
         self.schedule(&customer_id, &mut new_timers);
         self.new_timers = new_timers;
+        // Even a timer that fires nothing may settle what it was for.
+        self.changed(&customer_id);
         true
     }
 
@@ -598,11 +636,26 @@ impl Engine {
             -(d.allowed_lateness.millis().0 + d.out_of_orderness.millis().0),
         ));
         let before = self.customers.len();
-        self.customers.retain(|_, c| {
+        let changes = &mut self.changes;
+        self.customers.retain(|k, c| {
             if c.last_activity.plus(ttl) < watermark {
+                if let Some(ch) = changes.as_mut() {
+                    ch.insert(k.clone());
+                }
                 return false;
             }
-            c.sweep(quiet, d);
+            match changes.as_mut() {
+                Some(ch) => {
+                    // Sweeping only removes entries, so a change shows in the lengths; a
+                    // quiet customer swept again (nothing left to forget) is not rewritten.
+                    let was = c.shape();
+                    c.sweep(quiet, d);
+                    if c.shape() != was {
+                        ch.insert(k.clone());
+                    }
+                }
+                None => c.sweep(quiet, d),
+            }
             true
         });
         self.stats.expired += (before - self.customers.len()) as u64;
@@ -633,8 +686,16 @@ impl Engine {
         let (_, cutoff, _) = keys.select_nth_unstable(excess - 1);
         let (cut_time, cut_id) = (cutoff.0, cutoff.1.to_string());
         let before = self.customers.len();
-        self.customers
-            .retain(|k, c| (c.last_activity, &**k) > (cut_time, cut_id.as_str()));
+        let changes = &mut self.changes;
+        self.customers.retain(|k, c| {
+            let keep = (c.last_activity, &**k) > (cut_time, cut_id.as_str());
+            if !keep {
+                if let Some(ch) = changes.as_mut() {
+                    ch.insert(k.clone());
+                }
+            }
+            keep
+        });
         let removed = before - self.customers.len();
         self.stats.evicted += removed as u64;
     }

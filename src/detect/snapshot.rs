@@ -86,22 +86,7 @@ pub fn restore(config: &Config, bytes: &[u8]) -> Result<Engine, SnapshotError> {
     let mut engine = Engine::new(config);
     engine.customers = customers;
     engine.syms = std::cell::RefCell::new(syms);
-    engine.stats = EngineStats {
-        events: stats.events,
-        failures: stats.failures,
-        duplicates: stats.duplicates,
-        tasks_opened: stats.tasks_opened,
-        tasks_escalated: stats.tasks_escalated,
-        evicted: stats.evicted,
-        expired: stats.expired,
-        late: stats.late,
-        timers_fired: stats.timers_fired,
-        tasks_settled: stats.tasks_settled,
-        outcomes: stats.outcomes,
-        outcomes_unknown: stats.outcomes_unknown,
-        outcomes_duplicate: stats.outcomes_duplicate,
-        tasks_overdue: stats.tasks_overdue,
-    };
+    engine.stats = stats_from_pb(stats);
     engine.max_event_time = EventTime(snap.max_event_time_ms);
     engine.next_sweep = EventTime(snap.next_sweep_ms);
     engine.watermark = snap.watermark_ms.map_or(EventTime::MIN, EventTime);
@@ -144,19 +129,84 @@ pub fn restore_customer(engine: &mut Engine, bytes: &[u8]) -> Result<Box<str>, S
     Ok(id)
 }
 
+/// The engine-wide part of the state (clocks and counters, no customers) as the fields of a
+/// changelog checkpoint; the caller fills in the rest.
+pub fn checkpoint_fields(engine: &Engine) -> pb::PartitionCheckpoint {
+    let whole = to_pb_without_customers(engine);
+    pb::PartitionCheckpoint {
+        version: SNAPSHOT_VERSION,
+        max_event_time_ms: whole.max_event_time_ms,
+        next_sweep_ms: whole.next_sweep_ms,
+        watermark_ms: whole.watermark_ms,
+        stats: whole.stats,
+        ..pb::PartitionCheckpoint::default()
+    }
+}
+
+/// Sets the engine-wide part of the state from a checkpoint (after its customers were put in
+/// with [`restore_customer`]) and re-creates every customer's timers.
+pub fn restore_checkpoint_fields(
+    engine: &mut Engine,
+    cp: &pb::PartitionCheckpoint,
+) -> Result<(), SnapshotError> {
+    check_version("checkpoint.version", cp.version)?;
+    let stats = cp
+        .stats
+        .as_ref()
+        .ok_or_else(|| invalid("checkpoint.stats", "missing"))?;
+    engine.stats = stats_from_pb(stats);
+    engine.max_event_time = EventTime(cp.max_event_time_ms);
+    engine.next_sweep = EventTime(cp.next_sweep_ms);
+    engine.watermark = cp.watermark_ms.map_or(EventTime::MIN, EventTime);
+    engine.rebuild_timers();
+    Ok(())
+}
+
+fn stats_from_pb(stats: &pb::EngineStatsSnapshot) -> EngineStats {
+    EngineStats {
+        events: stats.events,
+        failures: stats.failures,
+        duplicates: stats.duplicates,
+        tasks_opened: stats.tasks_opened,
+        tasks_escalated: stats.tasks_escalated,
+        evicted: stats.evicted,
+        expired: stats.expired,
+        late: stats.late,
+        timers_fired: stats.timers_fired,
+        tasks_settled: stats.tasks_settled,
+        outcomes: stats.outcomes,
+        outcomes_unknown: stats.outcomes_unknown,
+        outcomes_duplicate: stats.outcomes_duplicate,
+        tasks_overdue: stats.tasks_overdue,
+    }
+}
+
+/// Removes a customer from the state (a changelog tombstone). Their timers are dropped when
+/// they come up, or by the rebuild at the end of a restore.
+pub fn forget_customer(engine: &mut Engine, customer_id: &str) {
+    engine.customers.remove(customer_id);
+}
+
 fn to_pb(engine: &Engine) -> pb::EngineSnapshot {
     let mut ids: Vec<(&std::sync::Arc<str>, &CustomerState)> = engine.customers.iter().collect();
     // HashMap order is random; sorting makes equal states encode to equal bytes.
     ids.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pb::EngineSnapshot {
+        customers: ids
+            .into_iter()
+            .map(|(id, c)| customer_to_pb(id, c))
+            .collect(),
+        ..to_pb_without_customers(engine)
+    }
+}
+
+fn to_pb_without_customers(engine: &Engine) -> pb::EngineSnapshot {
     let s = &engine.stats;
     pb::EngineSnapshot {
         version: SNAPSHOT_VERSION,
         max_event_time_ms: engine.max_event_time.0,
         next_sweep_ms: engine.next_sweep.0,
-        customers: ids
-            .into_iter()
-            .map(|(id, c)| customer_to_pb(id, c))
-            .collect(),
+        customers: Vec::new(),
         stats: Some(pb::EngineStatsSnapshot {
             events: s.events,
             failures: s.failures,

@@ -250,6 +250,22 @@ impl CustomerState {
     }
 
     /// Releases the rarely present parts when they hold nothing.
+    /// The lengths of the customer's lists (and which optional parts exist): pruning and
+    /// sweeping only remove entries, so a change they make shows here.
+    pub fn shape(&self) -> [usize; 8] {
+        let m = self.more();
+        [
+            self.seen.len(),
+            usize::from(self.more.is_some()),
+            m.incident_opens.len(),
+            m.incidents.len(),
+            m.contacts.len(),
+            m.expectations.len(),
+            m.fulfilments.len(),
+            m.closed_loop.as_ref().map_or(0, |l| 1 + l.recovered.len()),
+        ]
+    }
+
     pub fn compact(&mut self) {
         if self.more.as_ref().is_some_and(|m| m.is_empty()) {
             self.more = None;

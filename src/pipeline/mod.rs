@@ -2,6 +2,7 @@
 //! [`OutboundRecord`]s come out; nothing here names an rdkafka type, so the same processing
 //! runs in the service, in `amends replay` and in tests with an in-memory sink.
 
+pub mod changelog;
 pub mod dead_letter;
 pub mod trend;
 pub mod watermark;

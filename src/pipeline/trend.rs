@@ -161,6 +161,17 @@ impl TrendFeed {
     pub(crate) fn open_windows(&self) -> usize {
         self.trends.open_windows()
     }
+
+    /// The open windows, encoded for the changelog.
+    pub(crate) fn snapshot_windows(&self) -> Result<Vec<u8>, serde_json::Error> {
+        self.trends.snapshot()
+    }
+
+    /// Replaces the open windows with those of [`TrendFeed::snapshot_windows`].
+    pub(crate) fn restore_windows(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
+        self.trends = PartitionTrends::restore(bytes)?;
+        Ok(())
+    }
 }
 
 /// The alert settings of the trend core, from `[trend.alerts]`.
