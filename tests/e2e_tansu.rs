@@ -239,8 +239,10 @@ fn collect(
                 let landed = landed.expect("dead letters are immediate");
                 dead_letters.insert(landed, reason.unwrap_or_default());
             }
-            // The model runs detection only; trends are checked on the mock cluster.
-            OutboundKind::TrendPartial
+            // The model runs detection only; trends are checked on the mock cluster, and
+            // changelog records come only from Processor::checkpoint.
+            OutboundKind::State
+            | OutboundKind::TrendPartial
             | OutboundKind::TrendClosed
             | OutboundKind::TrendSnapshot
             | OutboundKind::TrendAlert => {}

@@ -54,6 +54,9 @@ fn env(name: &str) -> Env {
     config.kafka.brokers = mock.bootstrap_servers();
     config.kafka.group_id = format!("{name}-group");
     config.http.listen = String::new();
+    if std::env::var_os("AMENDS_TEST_RESTORE_INPUT").is_some() {
+        config.pipeline.restore = amends::config::Restore::Input;
+    }
     config.input.touchpoints.topics = vec![format!("{name}-touchpoints")];
     config.input.recovery_outcomes.topics = vec![format!("{name}-outcomes")];
     config.output.recovery_tasks = format!("{name}.tasks");
@@ -98,6 +101,7 @@ fn env(name: &str) -> Env {
         &config.output.trend_partials,
         &config.output.trend_snapshots,
         &config.output.trend_alerts,
+        &config.output.changelog,
     ] {
         mock.create_topic(t, PARTITIONS, 1).expect("create topic");
     }
@@ -453,6 +457,26 @@ fn tasks_seen(bootstrap: &str, topic: &str) -> Vec<RecoveryTask> {
     read_all(bootstrap, topic)
         .into_iter()
         .map(|(_, p)| serde_json::from_slice(&p).expect("task json"))
+        .collect()
+}
+
+/// A customer id with their incidents' task ids, revisions and statuses.
+type Held = (String, Vec<(String, u32, String)>);
+
+/// Every customer a processor holds, with their incidents.
+fn incidents_held(p: &Processor) -> Vec<Held> {
+    use prost::Message;
+    let snap = amends::pb::EngineSnapshot::decode(&p.engine().snapshot()[..]).expect("decodes");
+    snap.customers
+        .into_iter()
+        .map(|c| {
+            let incidents = c
+                .incidents
+                .into_iter()
+                .map(|i| (i.task_id, i.revision, i.status))
+                .collect();
+            (c.customer_id, incidents)
+        })
         .collect()
 }
 
@@ -1325,21 +1349,39 @@ async fn a_customers_events_from_two_topics_meet_in_one_state() {
     assert!(ok, "every expected revision arrives");
     assert_exactly(tasks_seen(&bootstrap, &tasks_topic), &want);
     assert!(committed_ok, "both topics' offsets are committed");
-    // A new owner rebuilds partition p from both topics.
+    // A new owner rebuilds partition p: from the changelog the worker wrote, with nothing left
+    // to replay, or (restore = "input") from both topics; to the same tasks either way.
+    let mut by_input = env.config.clone();
+    by_input.pipeline.restore = amends::config::Restore::Input;
     for p in 0..PARTITIONS {
-        let (proc, done) =
-            amends::kafka::restore::rebuild(&env.config, &Arc::from(shipping.as_str()), p, 4)
-                .expect("rebuild");
+        let topic = Arc::from(shipping.as_str());
+        let (from_log, done) =
+            amends::kafka::restore::rebuild(&env.config, &topic, p, 4).expect("rebuild");
         let n = in_ship
             .iter()
             .chain(&in_bill)
             .filter(|r| r.partition == p)
             .count() as u64;
+        let cp = done.checkpoint.as_ref().expect("read from a checkpoint");
         assert_eq!(
-            (done.records, proc.engine().stats().events),
+            (cp.next_offset(&shipping), cp.next_offset(&billing)),
+            (ship_end.get(&p).copied(), bill_end.get(&p).copied()),
+            "the last checkpoint covers both topics to their ends"
+        );
+        assert_eq!(
+            (done.records, from_log.engine().stats().events),
+            (0, n),
+            "partition {p}: every event is in the changelog's state"
+        );
+        assert!(done.changelog_records > 0);
+        let (from_input, done) =
+            amends::kafka::restore::rebuild(&by_input, &topic, p, 4).expect("rebuild");
+        assert_eq!(
+            (done.records, from_input.engine().stats().events),
             (n, n),
             "partition {p}"
         );
+        assert_eq!(incidents_held(&from_log), incidents_held(&from_input));
     }
     drop(env.mock);
 }

@@ -318,6 +318,10 @@ fn drive(
                         "event {i}: a trend record from a processor with trends off"
                     ))
                 }
+                // Processor::checkpoint returns its records; processing never emits them.
+                OutboundKind::State => {
+                    return Err(format!("event {i}: a changelog record among the outputs"))
+                }
             }
             outputs.records.push(o);
         }

@@ -285,6 +285,8 @@ impl LoopBack {
                         s.alerts += 1;
                         &mut *w.alerts
                     }
+                    // Only the service writes the changelog (replay never tracks changes).
+                    OutboundKind::State => continue,
                 };
                 line_to.write_all(&o.payload)?;
                 line_to.write_all(b"\n")?;

@@ -235,13 +235,32 @@ pub struct PipelineConfig {
     pub revoke_timeout: Dur,
     /// Attempts to deliver one output before the instance stops without committing.
     pub delivery_attempts: u32,
-    /// Rebuild a partition's state on assignment by replaying its input up to the committed
-    /// offset (outputs discarded). Without it, an instance that takes over a partition starts
-    /// with empty state, and an incident that spans the hand-over opens a second task.
-    pub restore_from_input: bool,
-    /// Most records replayed per partition when rebuilding state (the newest ones before the
-    /// committed offset).
+    /// Where a partition's state comes from when it is assigned (see [`Restore`]).
+    pub restore: Restore,
+    /// How often a partition's changed state is written to `output.changelog` (with
+    /// `restore = "changelog"`). Input offsets are committed only up to the last checkpoint
+    /// the broker acknowledged, so this also bounds how far commits lag.
+    pub checkpoint_interval: Dur,
+    /// Most records replayed per partition when rebuilding state from input (the newest ones
+    /// before the committed offset).
     pub restore_max_records: usize,
+}
+
+/// How a partition's per-customer state (and its open trend windows) is rebuilt when the
+/// partition is assigned: after a restart, a crash or a rebalance.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Restore {
+    /// Read from `output.changelog`, which every checkpoint updates; input after the last
+    /// checkpoint is replayed on top. A partition whose changelog holds no checkpoint yet is
+    /// rebuilt from input, as with `Input`.
+    #[default]
+    Changelog,
+    /// Replay the partition's own input up to the committed offset, outputs discarded. No
+    /// changelog is written.
+    Input,
+    /// Start empty: an incident that spans the hand-over opens a second task.
+    None,
 }
 
 impl Default for PipelineConfig {
@@ -253,7 +272,8 @@ impl Default for PipelineConfig {
             shutdown_timeout: Dur::secs(30),
             revoke_timeout: Dur::secs(20),
             delivery_attempts: 5,
-            restore_from_input: true,
+            restore: Restore::Changelog,
+            checkpoint_interval: Dur::secs(1),
             restore_max_records: 5_000_000,
         }
     }
@@ -481,6 +501,12 @@ impl Config {
         }
         if p.revoke_timeout.millis().0 < 1000 {
             return Err(invalid("pipeline.revoke_timeout", "must be at least 1s"));
+        }
+        if p.checkpoint_interval.millis().0 < 100 {
+            return Err(invalid(
+                "pipeline.checkpoint_interval",
+                "must be at least 100ms",
+            ));
         }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {

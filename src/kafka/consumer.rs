@@ -105,7 +105,7 @@ impl Router {
         let config = &self.deps.config;
         // Touch-point partitions rebuild per-customer state and open trend windows; partials
         // partitions rebuild the merge and the alert baselines.
-        let needs_restore = config.pipeline.restore_from_input
+        let needs_restore = config.pipeline.restore != crate::config::Restore::None
             && (config.input.touchpoints.topics.iter().any(|t| **t == *tp.0)
                 || *config.output.trend_partials == *tp.0);
         let mut w = self.lock();
@@ -153,11 +153,21 @@ impl Router {
         };
         match result {
             Ok((processor, done)) => {
-                metrics::histogram!(names::RESTORE_SECONDS).record(done.elapsed.as_secs_f64());
-                metrics::counter!(names::RESTORE_RECORDS).increment(done.records);
-                tracing::info!(topic = %tp.0, partition = tp.1, from = done.from, to = done.to, records = done.records, elapsed_ms = done.elapsed.as_millis() as u64, "partition state rebuilt");
+                let source = if done.checkpoint.is_some() {
+                    "changelog"
+                } else {
+                    "input"
+                };
+                metrics::histogram!(names::RESTORE_SECONDS, "source" => source)
+                    .record(done.elapsed.as_secs_f64());
+                metrics::counter!(names::RESTORE_RECORDS, "source" => "input")
+                    .increment(done.records);
+                metrics::counter!(names::RESTORE_RECORDS, "source" => "changelog")
+                    .increment(done.changelog_records);
+                let sequence = done.checkpoint.as_ref().map_or(0, |c| c.sequence);
+                tracing::info!(topic = %tp.0, partition = tp.1, source, checkpoint = sequence, changelog_records = done.changelog_records, from = done.from, to = done.to, records = done.records, customers = processor.engine().customers(), elapsed_ms = done.elapsed.as_millis() as u64, "partition state rebuilt");
                 // Fails only if the partition was revoked meanwhile: nothing to do then.
-                let _ = state_tx.send(Box::new((processor, done.committed)));
+                let _ = state_tx.send(Box::new((processor, done.committed, sequence)));
             }
             Err(e) => self.deps.fatal.set(PipelineError::Restore {
                 topic: tp.0.to_string(),
@@ -470,6 +480,27 @@ fn check_cluster(
             }
             (None, _) => {
                 tracing::warn!(topic = %topic, "input topic does not exist (yet): create it with the partition count of the first touch-point topic; amends reads it once it exists")
+            }
+            _ => {}
+        }
+    }
+    // Partition p of the changelog holds the state of partition p of the first touch-point
+    // topic: it must exist, with as many partitions.
+    if config.pipeline.restore == crate::config::Restore::Changelog {
+        match (partitions(&o.changelog), want) {
+            (None | Some(0), _) => {
+                return Err(PipelineError::MissingTopic {
+                    topic: o.changelog.clone(),
+                    key: "output.changelog",
+                })
+            }
+            (Some(n), Some(want)) if n != want => {
+                return Err(PipelineError::ChangelogPartitions {
+                    topic: o.changelog.clone(),
+                    partitions: n,
+                    touchpoints: first.clone(),
+                    expected: want,
+                })
             }
             _ => {}
         }

@@ -58,6 +58,17 @@ pub enum PipelineError {
         partition: i32,
         detail: String,
     },
+    #[error(
+        "changelog topic `{topic}` (config key output.changelog) has {partitions} partitions but the first touch-point topic `{touchpoints}` has {expected}: partition p of the changelog holds the state of input partition p; create it compacted with {expected} partitions, or set pipeline.restore = \"input\""
+    )]
+    ChangelogPartitions {
+        topic: String,
+        partitions: usize,
+        touchpoints: String,
+        expected: usize,
+    },
+    #[error("writing the state of partition {partition} to the changelog failed: {detail}")]
+    Checkpoint { partition: i32, detail: String },
     #[error("the consumer thread panicked")]
     ConsumerPanicked,
 }

@@ -1,19 +1,31 @@
 //! Rebuilding a partition's detection state when it is assigned.
 //!
 //! An instance that takes over a partition (after a restart, a crash or a rebalance) resumes
-//! from the group's committed offset. The customers' state at that offset is rebuilt by
-//! replaying the partition's own input up to it through the same `Processor`, with outputs
-//! discarded: processing is deterministic, so the rebuilt state equals the state the previous
-//! owner had, and the next task is the revision an uninterrupted run would have produced, not
-//! a second task for the same incident. The replay starts at most
-//! `pipeline.restore_max_records` before the committed offset.
+//! from the group's committed offset, so it needs the customers' state at that offset.
+//!
+//! - With `pipeline.restore = "changelog"` (the default) the state is read from the
+//!   partition's changelog partition (`pipeline::changelog`): every customer's latest
+//!   snapshot and the last checkpoint. The worker only commits offsets up to its last
+//!   acknowledged checkpoint, so the checkpoint is at or past the committed offset, and
+//!   nothing is left to replay. (If it is behind, say after a run with
+//!   `restore = "input"`, the input between the two is replayed on top.)
+//! - Otherwise, or while the changelog holds no checkpoint for the partition, the state is
+//!   rebuilt by replaying the partition's own input up to the committed offset through the
+//!   same `Processor`, outputs discarded, starting at most `pipeline.restore_max_records`
+//!   before it.
+//!
+//! Processing is deterministic, so either way the state equals the state the previous owner
+//! had, and the next task is the revision an uninterrupted run would have produced, not a
+//! second task for the same incident. Records applied to the state and consumed again are
+//! recognised by their event id (or task id and status, for outcomes) and ignored.
 //!
 //! Meanwhile the partition's records wait in its worker's bounded queue (the group consumer's
 //! position is left alone, so nothing can be skipped), and `/readyz` reports not ready.
 
 use super::client::restore_config;
-use crate::config::Config;
+use crate::config::{Config, Restore};
 use crate::domain::EventTime;
+use crate::pipeline::changelog::{CheckpointInfo, Restorer};
 use crate::pipeline::{InboundRecord, Processor};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -26,23 +38,51 @@ use std::time::{Duration, Instant};
 pub enum RestoreError {
     #[error("restore reader: {0}")]
     Kafka(#[from] KafkaError),
+    #[error(
+        "changelog partition {partition}: {source} (fix or delete the changelog topic's \
+         records, or set pipeline.restore = \"input\" to rebuild from input instead)"
+    )]
+    Changelog {
+        partition: i32,
+        #[source]
+        source: crate::pipeline::changelog::ChangelogError,
+    },
     #[error("no input arrived for {0} s while replaying up to offset {1}")]
     Stalled(u64, i64),
 }
 
 /// What a restore did, for logs and metrics.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Restored {
     pub from: i64,
     pub to: i64,
     /// The group's committed offset the state was rebuilt up to; `None` when the group had
     /// none (consumption then starts per `auto.offset.reset`).
     pub committed: Option<i64>,
+    /// Input records replayed.
     pub records: u64,
+    /// Changelog records read (0 when the state was not read from the changelog).
+    pub changelog_records: u64,
+    /// What the changelog's last checkpoint said, if the state came from it.
+    pub checkpoint: Option<CheckpointInfo>,
     pub elapsed: Duration,
 }
 
-/// Replays `[start, committed)` of the partition into a fresh `Processor` and returns it.
+/// Does this partition's worker keep its state in the changelog? The partitions of the first
+/// touch-point topic do (the other input topics' partitions are routed to them); partials
+/// partitions rebuild from the partials topic, which is their log.
+pub fn uses_changelog(config: &Config, topic: &str) -> bool {
+    config.pipeline.restore == Restore::Changelog
+        && config
+            .input
+            .touchpoints
+            .topics
+            .first()
+            .is_some_and(|t| *t == topic)
+}
+
+/// Rebuilds the partition's state: from the changelog if it [`uses_changelog`] and holds a
+/// checkpoint, then by replaying input up to the committed offset.
 pub fn rebuild(
     config: &Config,
     topic: &Arc<str>,
@@ -61,18 +101,28 @@ pub fn rebuild(
     // Trend windows are rebuilt too, and partials partitions rebuild their merge and alert
     // baselines. Windows the replay closes were closed, and their partials acknowledged, by
     // the previous owner, by the same argument as for timers.
-    let mut processor = Processor::new(config);
-    super::worker::configure_trends(
-        &mut processor,
-        config,
-        &(topic.clone(), partition),
-        trend_sources,
-    );
+    let fresh = || {
+        let mut p = Processor::new(config);
+        super::worker::configure_trends(&mut p, config, &(topic.clone(), partition), trend_sources);
+        p
+    };
+    let mut processor = fresh();
+    let mut changelog_records = 0;
+    let mut checkpoint = None;
+    if uses_changelog(config, topic) {
+        let (p, info, n) = read_changelog(config, partition, &fresh)?;
+        processor = p;
+        changelog_records = n;
+        checkpoint = info;
+    }
+    // Where the replay of a topic starts: where the checkpoint's state ends, or (without
+    // one) at most `restore_max_records` before the committed offset.
+    let start = |t: &str| checkpoint.as_ref().map(|c| c.next_offset(t).unwrap_or(0));
     // The worker of the first touch-point topic's partition also reads the same partition of
     // every other input topic (see `consumer::Router`): those are replayed too, each up to its
     // own committed offset, merged by record timestamp, which approximates the order the
     // previous owner received them in (the reorder buffer then orders them by event time).
-    let mut readers = vec![Reader::open(config, topic, partition)?];
+    let mut readers = vec![Reader::open(config, topic, partition, start(topic))?];
     let input = &config.input;
     for t in input
         .touchpoints
@@ -82,13 +132,15 @@ pub fn rebuild(
     {
         let tp = (Arc::from(t.as_str()), partition);
         if super::consumer::home_of(config, &tp).is_some_and(|home| *home.0 == **topic) {
-            readers.push(Reader::open(config, &tp.0, partition)?);
+            readers.push(Reader::open(config, &tp.0, partition, start(&tp.0))?);
         }
     }
     let mut done = Restored {
         from: readers[0].from,
         to: readers[0].committed.max(readers[0].from),
         committed: (readers[0].committed >= 0).then_some(readers[0].committed),
+        changelog_records,
+        checkpoint: checkpoint.clone(),
         ..Restored::default()
     };
     let mut out = Vec::new();
@@ -112,7 +164,13 @@ pub fn rebuild(
         done.records += 1;
     }
     // Every record before the committed offset had been applied by the previous owner.
-    processor.flush(EventTime(super::sink::now_ms()), &mut out);
+    // Flushing moves time to the last event replayed (closing trend windows and firing timers
+    // with their outputs discarded), so only when input was replayed: a state read from the
+    // changelog alone is exactly the previous owner's, windows still open included, and those
+    // must close (and report their partials) in the service.
+    if done.records > 0 {
+        processor.flush(EventTime(super::sink::now_ms()), &mut out);
+    }
     done.elapsed = started.elapsed();
     Ok((processor, done))
 }
@@ -129,8 +187,73 @@ struct Reader {
     head: Option<InboundRecord>,
 }
 
+/// Reads the partition's changelog partition to its end into a `fresh()` processor. Returns
+/// the processor, the last checkpoint (`None`: there was none, and the processor is a fresh
+/// one, since customers without a checkpoint are an incomplete state), and the records read.
+fn read_changelog(
+    config: &Config,
+    partition: i32,
+    fresh: &dyn Fn() -> Processor,
+) -> Result<(Processor, Option<CheckpointInfo>, u64), RestoreError> {
+    let topic = config.output.changelog.as_str();
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = restore_config(config, false).create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    if high <= low {
+        return Ok((fresh(), None, 0));
+    }
+    let mut assign = TopicPartitionList::new();
+    assign.add_partition_offset(topic, partition, Offset::Offset(low))?;
+    consumer.assign(&assign)?;
+    let mut restorer = Restorer::new(fresh());
+    let stall = Duration::from_secs(30);
+    let mut last_progress = Instant::now();
+    let mut next = low;
+    while next < high {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                last_progress = Instant::now();
+                next = m.offset() + 1;
+                restorer
+                    .apply(m.offset(), m.key(), m.payload())
+                    .map_err(|source| RestoreError::Changelog { partition, source })?;
+            }
+            // Compaction can leave the end of the partition without a record at `high - 1`.
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => return Err(e.into()),
+            None if last_progress.elapsed() > stall => {
+                return Err(RestoreError::Stalled(stall.as_secs(), high))
+            }
+            None => {}
+        }
+    }
+    let n = restorer.records();
+    let (p, info) = restorer
+        .finish()
+        .map_err(|source| RestoreError::Changelog { partition, source })?;
+    if info.is_none() {
+        // Customers but no checkpoint: a first checkpoint cut short. Start over from input.
+        tracing::warn!(
+            topic,
+            partition,
+            records = n,
+            "changelog partition has no checkpoint record; rebuilding the state from input"
+        );
+        drop(p);
+        return Ok((fresh(), None, n));
+    }
+    Ok((p, info, n))
+}
+
 impl Reader {
-    fn open(config: &Config, topic: &Arc<str>, partition: i32) -> Result<Reader, RestoreError> {
+    /// Opens the partition for replay from `from` (`None`: at most `restore_max_records`
+    /// before the committed offset) up to the group's committed offset.
+    fn open(
+        config: &Config,
+        topic: &Arc<str>,
+        partition: i32,
+        from: Option<i64>,
+    ) -> Result<Reader, RestoreError> {
         let timeout = Duration::from_secs(10);
         let committed = {
             let offsets: BaseConsumer = restore_config(config, true).create()?;
@@ -145,7 +268,14 @@ impl Reader {
         let consumer: BaseConsumer = restore_config(config, false).create()?;
         let (low, _high) = consumer.fetch_watermarks(topic, partition, timeout)?;
         let max_records = config.pipeline.restore_max_records as i64;
-        let from = low.max(committed.saturating_sub(max_records));
+        let from = match from {
+            Some(f) if f < low && f < committed => {
+                tracing::warn!(%topic, partition, checkpoint = f, low, "input after the changelog's checkpoint was deleted by retention before it was replayed; the state misses it");
+                low
+            }
+            Some(f) => f,
+            None => low.max(committed.saturating_sub(max_records)),
+        };
         let consumer = if committed > from {
             let mut assign = TopicPartitionList::new();
             assign.add_partition_offset(topic, partition, Offset::Offset(from))?;

@@ -59,6 +59,16 @@ impl KafkaSink {
         Ok(())
     }
 
+    /// Delivers one changelog record to partition `partition` of its topic (the partition
+    /// of the input partition whose state it holds), retrying as [`KafkaSink::deliver`] does.
+    pub async fn deliver_state(
+        &self,
+        rec: OutboundRecord,
+        partition: i32,
+    ) -> Result<(), PipelineError> {
+        self.deliver_to(rec, Some(partition), None).await
+    }
+
     async fn deliver_to(
         &self,
         mut rec: OutboundRecord,
@@ -75,9 +85,10 @@ impl KafkaSink {
                     value: Some(v),
                 });
             }
-            let mut fr = FutureRecord::to(&rec.topic)
-                .payload(&rec.payload)
-                .headers(headers);
+            let mut fr = FutureRecord::to(&rec.topic).headers(headers);
+            if rec.kind != OutboundKind::State || !rec.payload.is_empty() {
+                fr = fr.payload(&rec.payload);
+            }
             if let Some(k) = &rec.key {
                 fr = fr.key(k);
             }

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::domain::EventTime;
 use crate::pipeline::watermark::{PartitionClock, Watermarks};
 use crate::pipeline::Watermarking;
-use crate::pipeline::{InboundRecord, OutboundKind, Processed, Processor};
+use crate::pipeline::{InboundRecord, OutboundKind, OutboundRecord, Processed, Processor};
 use crate::telemetry::events::{DeadLettered, EventDecoded};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
@@ -22,15 +22,59 @@ pub(crate) type TopicPartition = (Arc<str>, i32);
 /// worker reads (index into `Worker::commits`), the offset its commit stays at or below.
 type Holds = Vec<(usize, i64)>;
 
-/// One batch of outputs being delivered: resolves to the holds it releases.
+/// What a finished delivery releases.
+enum Done {
+    /// A batch of outputs (numbered in dispatch order) and the commit holds it released.
+    Outputs(u64, Holds),
+    /// A changelog checkpoint: per index into `Worker::commits`, the offset the commit may
+    /// now reach.
+    Checkpoint(Vec<(usize, i64)>),
+}
+
+/// One batch of outputs, or one checkpoint, being delivered.
 type Delivery =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Holds, PipelineError>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Done, PipelineError>> + Send>>;
+
+/// A checkpoint taken and waiting for the output batches numbered up to `.0`: its records,
+/// and the commit caps it sets (see `Checkpoints::caps`).
+type Waiting = (
+    u64,
+    Vec<crate::pipeline::changelog::StateRecord>,
+    Vec<(usize, i64)>,
+);
+
+/// The changelog side of a worker whose partition keeps its state there (see
+/// `pipeline::changelog` and design.md, "State, offsets and delivery").
+///
+/// Every `pipeline.checkpoint_interval` the worker takes a checkpoint: the changed
+/// customers' snapshots and the checkpoint record, with each input topic's frontier (the
+/// first record not yet applied). The records are sent only once every output batch
+/// dispatched before it is acknowledged, so the changelog never holds a state whose outputs
+/// could still be lost. Once the checkpoint is acknowledged, commits may move up to its
+/// frontiers, and no further: a restart then finds in the changelog every record before the
+/// committed offset (and perhaps some after it, which are recognised as duplicates).
+struct Checkpoints {
+    topic: Arc<str>,
+    interval: std::time::Duration,
+    last: std::time::Instant,
+    /// Checkpoints taken for this partition, the restored one's included.
+    sequence: u64,
+    /// Per index into `Worker::commits`: how far that topic's commit may go. `None` until a
+    /// checkpoint covering the topic is acknowledged: nothing of it is committed.
+    caps: Vec<Option<i64>>,
+    /// A checkpoint taken and waiting for the output batches numbered up to `.0`: its
+    /// records, and the caps it sets.
+    waiting: Option<Waiting>,
+    /// A checkpoint is being delivered.
+    sending: bool,
+}
 
 /// How often a worker recomputes the instance's watermark and fires due timers.
 const WATERMARK_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// A partition's rebuilt state and the committed offset it was rebuilt up to.
-pub(crate) type RestoredState = Box<(Processor, Option<i64>)>;
+/// A partition's rebuilt state, the committed offset it was rebuilt up to, and the sequence
+/// number of the changelog checkpoint it was read from (0: none).
+pub(crate) type RestoredState = Box<(Processor, Option<i64>, u64)>;
 
 pub(crate) enum WorkerMsg {
     Record(InboundRecord),
@@ -156,10 +200,22 @@ pub(crate) fn spawn(
 ) -> WorkerHandle {
     let (tx, rx) = mpsc::channel(deps.config.pipeline.partition_queue);
     let restoring = Arc::new(std::sync::atomic::AtomicBool::new(restore.is_some()));
+    let changelog = super::restore::uses_changelog(&deps.config, &tp.0).then(|| Checkpoints {
+        topic: Arc::from(deps.config.output.changelog.as_str()),
+        interval: deps.config.pipeline.checkpoint_interval.std(),
+        last: std::time::Instant::now(),
+        sequence: 0,
+        caps: Vec::new(),
+        waiting: None,
+        sending: false,
+    });
     let processor = if restore.is_some() {
         None
     } else {
         let mut p = Processor::new(&deps.config).with_watermarking(Watermarking::External);
+        if changelog.is_some() {
+            p.track_changes();
+        }
         configure_trends(
             &mut p,
             &deps.config,
@@ -197,6 +253,9 @@ pub(crate) fn spawn(
         buffered: deps.buffered.clone(),
         restoring: restoring.clone(),
         trend_tail: None,
+        batches: 0,
+        unacked: Default::default(),
+        changelog,
     };
     let join = rt.spawn(w.run(rx, restore));
     WorkerHandle {
@@ -309,6 +368,10 @@ struct Worker {
     restoring: Arc<std::sync::atomic::AtomicBool>,
     /// Completion of the last batch holding trend records (see `dispatch`).
     trend_tail: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Output batches dispatched (numbers them) and those not yet acknowledged.
+    batches: u64,
+    unacked: std::collections::BTreeSet<u64>,
+    changelog: Option<Checkpoints>,
 }
 
 impl Drop for Worker {
@@ -399,7 +462,11 @@ impl Worker {
             };
             match restored {
                 Ok(b) => {
-                    let (mut p, committed) = *b;
+                    let (mut p, committed, sequence) = *b;
+                    if let Some(cl) = self.changelog.as_mut() {
+                        p.track_changes();
+                        cl.sequence = sequence;
+                    }
                     // The replay's own counts (duplicates seen, customers evicted) were the
                     // previous owner's to report; count from here on. The customers held are
                     // a gauge and are added by the next report.
@@ -434,7 +501,7 @@ impl Worker {
                 // Completions first: they free in-flight slots and advance the offset.
                 biased;
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    if !self.completed(done) { return; }
+                    if !self.completed(done, &mut in_flight) { return; }
                 }
                 msg = rx.recv(), if in_flight.len() < self.max_in_flight => match msg {
                     Some(WorkerMsg::Record(rec)) => {
@@ -474,8 +541,15 @@ impl Worker {
                         self.dispatch(&mut outs, &mut released, ts, &mut in_flight);
                     }
                     Some(WorkerMsg::Drain(ack)) => {
-                        while let Some(done) = in_flight.next().await {
-                            if !self.completed(done) { return; }
+                        // Everything in flight, then a last checkpoint, so the commit can
+                        // reach every record applied.
+                        loop {
+                            while let Some(done) = in_flight.next().await {
+                                if !self.completed(done, &mut in_flight) { return; }
+                            }
+                            if !self.checkpoint(true, &mut in_flight) {
+                                break;
+                            }
                         }
                         let _ = ack.send(());
                         return;
@@ -484,8 +558,9 @@ impl Worker {
                 },
                 _ = tick.tick() => {
                     let wall = now_ms();
-                    if !in_flight.is_empty() || !rx.is_empty() {
-                        // Busy (deliveries pending, records queued): not idle.
+                    if !self.unacked.is_empty() || !rx.is_empty() {
+                        // Busy (outputs pending, records queued): not idle. A checkpoint in
+                        // flight is not input work.
                         self.clock.touch(wall);
                     }
                     let (wm, by) = self.watermarks.tick(wall);
@@ -499,6 +574,7 @@ impl Worker {
                     }
                     self.report_state(by);
                     self.dispatch(&mut outs, &mut released, None, &mut in_flight);
+                    self.checkpoint(false, &mut in_flight);
                 }
             }
         }
@@ -542,6 +618,9 @@ impl Worker {
             .collect();
         let sink = self.sink.clone();
         let batch = std::mem::take(outs);
+        self.batches += 1;
+        let number = self.batches;
+        self.unacked.insert(number);
         // Trend records leave in the order they were made: a window's partials before the
         // marker that closes it, and one close call's records before the next one's. So a
         // batch holding any waits for the previous such batch to be delivered.
@@ -589,9 +668,96 @@ impl Worker {
             if let Some(done) = done {
                 let _ = done.send(());
             }
-            Ok(holds)
+            Ok(Done::Outputs(number, holds))
         }));
         self.publish();
+    }
+
+    /// Takes a checkpoint if one is due (`force`: whenever the state changed since the last
+    /// one) and none is under way, and sends it once the batches before it are acknowledged.
+    /// True if one was taken.
+    fn checkpoint(&mut self, force: bool, in_flight: &mut FuturesUnordered<Delivery>) -> bool {
+        let (Some(cl), Some(processor)) = (self.changelog.as_mut(), self.processor.as_mut()) else {
+            return false;
+        };
+        if cl.waiting.is_some() || cl.sending || (!force && cl.last.elapsed() < cl.interval) {
+            return false;
+        }
+        cl.last = std::time::Instant::now();
+        let frontiers: Vec<(usize, i64)> = self
+            .commits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, c))| c.frontier().map(|f| (i, f)))
+            .collect();
+        let inputs: Vec<(Arc<str>, i64)> = frontiers
+            .iter()
+            .map(|&(i, f)| (self.commits[i].0.clone(), f))
+            .collect();
+        let records = match processor.checkpoint(&inputs, cl.sequence + 1, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fatal.set(PipelineError::Checkpoint {
+                    partition: self.tp.1,
+                    detail: e.to_string(),
+                });
+                return false;
+            }
+        };
+        if records.is_empty() {
+            // Nothing changed since the last checkpoint.
+            return false;
+        }
+        cl.sequence += 1;
+        cl.waiting = Some((self.batches, records, frontiers));
+        self.send_checkpoint(in_flight);
+        true
+    }
+
+    /// Sends the waiting checkpoint if every output batch before it is acknowledged.
+    fn send_checkpoint(&mut self, in_flight: &mut FuturesUnordered<Delivery>) {
+        let Some(cl) = self.changelog.as_mut() else {
+            return;
+        };
+        let Some((before, _, _)) = &cl.waiting else {
+            return;
+        };
+        if self.unacked.first().is_some_and(|first| first <= before) {
+            return;
+        }
+        let (_, records, caps) = cl.waiting.take().expect("checked");
+        cl.sending = true;
+        let (sink, topic, partition) = (self.sink.clone(), cl.topic.clone(), self.tp.1);
+        let n = records.len();
+        in_flight.push(Box::pin(async move {
+            let mut records: Vec<OutboundRecord> = records
+                .into_iter()
+                .map(|r| OutboundRecord {
+                    kind: OutboundKind::State,
+                    topic: topic.clone(),
+                    key: Some(r.key),
+                    payload: r.value.unwrap_or_default(),
+                    headers: Vec::new(),
+                })
+                .collect();
+            // The checkpoint record (last) only once every customer's is acknowledged: a
+            // checkpoint in the changelog vouches for the state before it.
+            let checkpoint = records.pop();
+            let sent = futures_util::future::join_all(
+                records
+                    .into_iter()
+                    .map(|r| sink.deliver_state(r, partition)),
+            )
+            .await;
+            for r in sent {
+                r?;
+            }
+            if let Some(c) = checkpoint {
+                sink.deliver_state(c, partition).await?;
+            }
+            metrics::counter!(crate::telemetry::names::CHANGELOG_RECORDS).increment(n as u64);
+            Ok(Done::Checkpoint(caps))
+        }));
     }
 
     /// Index of `topic` in `commits`, or `commits.len()` after adding it.
@@ -611,19 +777,45 @@ impl Worker {
     }
 
     fn publish(&self) {
-        for (topic, c) in &self.commits {
-            if let Some(p) = c.position() {
-                self.board.publish(&(topic.clone(), self.tp.1), p);
+        for (i, (topic, c)) in self.commits.iter().enumerate() {
+            let Some(mut p) = c.position() else { continue };
+            if let Some(cl) = &self.changelog {
+                // Not past the last checkpoint acknowledged (none yet: not at all).
+                match cl.caps.get(i).copied().flatten() {
+                    Some(cap) => p = p.min(cap),
+                    None => continue,
+                }
             }
+            self.board.publish(&(topic.clone(), self.tp.1), p);
         }
     }
 
-    /// Publishes the commit positions once a delivery is acknowledged; false on a fatal error.
-    fn completed(&mut self, done: Result<Holds, PipelineError>) -> bool {
+    /// Publishes the commit positions once a delivery is acknowledged, and sends a checkpoint
+    /// that waited for it; false on a fatal error.
+    fn completed(
+        &mut self,
+        done: Result<Done, PipelineError>,
+        in_flight: &mut FuturesUnordered<Delivery>,
+    ) -> bool {
         match done {
-            Ok(holds) => {
+            Ok(Done::Outputs(number, holds)) => {
+                self.unacked.remove(&number);
                 for (i, at) in holds {
                     self.commits[i].1.unblock(at);
+                }
+                self.send_checkpoint(in_flight);
+                self.publish();
+                true
+            }
+            Ok(Done::Checkpoint(caps)) => {
+                if let Some(cl) = self.changelog.as_mut() {
+                    cl.sending = false;
+                    for (i, at) in caps {
+                        if cl.caps.len() <= i {
+                            cl.caps.resize(i + 1, None);
+                        }
+                        cl.caps[i] = Some(at);
+                    }
                 }
                 self.publish();
                 true

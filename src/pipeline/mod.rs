@@ -39,6 +39,9 @@ pub enum OutboundKind {
     TrendClosed,
     TrendSnapshot,
     TrendAlert,
+    /// A changelog record for the partition of the same number (`pipeline::changelog`); an
+    /// empty payload is a tombstone.
+    State,
 }
 
 /// One record to produce.
@@ -223,6 +226,9 @@ pub struct Processor {
     loop_measures_dropped: u64,
     /// For the detail of an unknown task's dead letter.
     incident_window: Millis,
+    /// The last changelog checkpoint record written, without its sequence number and time
+    /// (see `changelog`): a checkpoint that would repeat it is not written.
+    last_checkpoint: Option<Vec<u8>>,
 }
 
 impl Processor {
@@ -256,6 +262,7 @@ impl Processor {
             loop_measures: Vec::new(),
             loop_measures_dropped: 0,
             incident_window: config.detect.incident_window.millis(),
+            last_checkpoint: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub const REBALANCES: &str = "amends_rebalances_total";
 pub const OFFSETS_STORED: &str = "amends_offsets_stored_total";
 pub const RESTORE_SECONDS: &str = "amends_restore_seconds";
 pub const RESTORE_RECORDS: &str = "amends_restore_records_total";
+pub const CHANGELOG_RECORDS: &str = "amends_changelog_records_total";
 pub const WATERMARK_LAG: &str = "amends_watermark_lag_seconds";
 pub const LATE_EVENTS: &str = "amends_events_late_total";
 pub const TIMERS_FIRED: &str = "amends_timers_fired_total";
@@ -93,6 +94,21 @@ pub fn describe() {
         TIMERS_FIRED,
         Unit::Count,
         "Promise deadlines passed without fulfilment, by the clock that moved the watermark (event_time, wall_clock)."
+    );
+    describe_histogram!(
+        RESTORE_SECONDS,
+        Unit::Seconds,
+        "Time to rebuild an assigned partition's state, by source (changelog, input)."
+    );
+    describe_counter!(
+        RESTORE_RECORDS,
+        Unit::Count,
+        "Records read to rebuild partition state, by source (changelog, input)."
+    );
+    describe_counter!(
+        CHANGELOG_RECORDS,
+        Unit::Count,
+        "State records written to the changelog topic (customers, tombstones and checkpoints)."
     );
     describe_gauge!(
         REORDER_BUFFERED,
