@@ -23,11 +23,15 @@
 //! those failures sends no partial for that dimension, every Closed marker also carries the
 //! partition's per-window event totals, and the merger takes the denominator from them.
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::sketch::{hash_id, Hll, RecoveryHistogram};
+use crate::detect::ids::FastState;
 use crate::domain::{EventTime, Millis, RecoveryStatus, Severity};
 
 /// What the host tells the trend core about. Borrowed so recording allocates nothing for
@@ -423,11 +427,32 @@ pub fn window_start(t: i64, w: i64) -> Option<i64> {
 
 /// The windows of one partition (one source), for every configured width.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "TrendsWire")]
 pub struct PartitionTrends {
     widths: Vec<WidthState>,
     lateness_ms: i64,
+    /// Dimension ids of the cells in the open windows (rebuilt on restore).
     #[serde(skip)]
-    key_buf: String,
+    keys: DimKeys,
+}
+
+/// The serialized form of [`PartitionTrends`]: a restored state has its dimensions indexed.
+#[derive(Deserialize)]
+struct TrendsWire {
+    widths: Vec<WidthState>,
+    lateness_ms: i64,
+}
+
+impl From<TrendsWire> for PartitionTrends {
+    fn from(w: TrendsWire) -> PartitionTrends {
+        let mut p = PartitionTrends {
+            widths: w.widths,
+            lateness_ms: w.lateness_ms,
+            keys: DimKeys::default(),
+        };
+        p.reindex();
+        p
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -438,17 +463,242 @@ struct WidthState {
     open: BTreeMap<i64, OpenWindow>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// One window's cells. A cell is named by its dimension key, as in the serialized form (a map
+/// by key); in memory it is also found by the key's id in [`DimKeys`], so that recording a
+/// fact neither builds the key string nor compares it.
+#[derive(Clone, Debug, Default)]
 struct OpenWindow {
     total_events: u64,
-    /// By dimension key.
-    dims: BTreeMap<String, DimAgg>,
+    /// In the order opened; sorted by key when the window closes.
+    cells: Vec<Cell>,
+    /// By dimension id: the position of its cell in `cells` plus one, or 0 for none.
+    slots: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+struct Cell {
+    key: Arc<str>,
+    id: u32,
+    dim: DimAgg,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct DimAgg {
     dimension: Dimension,
     agg: Agg,
+}
+
+impl OpenWindow {
+    /// The cell of dimension `id`, opened (keyed `key`, for `d`) if the window has none.
+    fn cell(&mut self, id: u32, key: impl FnOnce() -> Arc<str>, d: &Dimension<&str>) -> &mut Agg {
+        let i = id as usize;
+        let pos = match self.slots.get(i) {
+            Some(&pos) if pos != 0 => pos as usize - 1,
+            _ => {
+                self.cells.push(Cell {
+                    key: key(),
+                    id,
+                    dim: DimAgg {
+                        dimension: d.to_owned_dimension(),
+                        agg: Agg::default(),
+                    },
+                });
+                self.set_slot(i, self.cells.len());
+                self.cells.len() - 1
+            }
+        };
+        &mut self.cells[pos].dim.agg
+    }
+
+    fn set_slot(&mut self, id: usize, pos_plus_one: usize) {
+        if self.slots.len() <= id {
+            self.slots.resize(id + 1, 0);
+        }
+        self.slots[id] = pos_plus_one as u32;
+    }
+
+    /// Gives every cell its id in `keys` (after a restore, or when `keys` was rebuilt).
+    fn index(&mut self, keys: &mut DimKeys) {
+        self.slots.clear();
+        for pos in 0..self.cells.len() {
+            let id = keys.id_of_key(&self.cells[pos].key);
+            self.cells[pos].id = id;
+            self.set_slot(id as usize, pos + 1);
+        }
+    }
+}
+
+// Serialized as before the cells had ids: `{"total_events":…,"dims":{key: cell,…}}`, by key.
+impl Serialize for OpenWindow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Dims<'a>(&'a [Cell]);
+        impl Serialize for Dims<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut cells: Vec<&Cell> = self.0.iter().collect();
+                cells.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                s.collect_map(cells.into_iter().map(|c| (&*c.key, &c.dim)))
+            }
+        }
+        let mut st = s.serialize_struct("OpenWindow", 2)?;
+        st.serialize_field("total_events", &self.total_events)?;
+        st.serialize_field("dims", &Dims(&self.cells))?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for OpenWindow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OpenWindow, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "OpenWindow")]
+        struct Wire {
+            total_events: u64,
+            dims: BTreeMap<String, DimAgg>,
+        }
+        let w = Wire::deserialize(d)?;
+        // Ids are given by the owning `PartitionTrends` (`reindex`).
+        let cells = w
+            .dims
+            .into_iter()
+            .map(|(key, dim)| Cell {
+                key: Arc::from(key),
+                id: u32::MAX,
+                dim,
+            })
+            .collect();
+        Ok(OpenWindow {
+            total_events: w.total_events,
+            cells,
+            slots: Vec::new(),
+        })
+    }
+}
+
+/// Above this many dimension ids, the ids are rebuilt from the open windows when windows
+/// close, so dimensions that only closed windows had are forgotten (dimension values come
+/// from producers: touch-points and failure types are open-ended).
+const MAX_DIM_IDS: usize = 4096;
+
+/// Small ids for the dimension keys of the open windows. An id stands for one key string,
+/// which is what names a cell (as the map key did), and it is found from a fact's borrowed
+/// dimension with one hash lookup, without building the key.
+#[derive(Clone, Debug, Default)]
+struct DimKeys {
+    by_dim: HashMap<OwnedDim, u32, FastState>,
+    by_key: HashMap<Arc<str>, u32, FastState>,
+    /// By id.
+    keys: Vec<Arc<str>>,
+    /// Reused to build a key for a dimension not seen yet.
+    buf: String,
+}
+
+impl DimKeys {
+    /// The id of `d`'s key.
+    #[inline]
+    fn id(&mut self, d: &Dimension<&str>) -> u32 {
+        if let Some(&id) = self.by_dim.get(d as &dyn DimView) {
+            return id;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        d.write_key(&mut buf);
+        let id = self.id_of_key(&buf);
+        self.buf = buf;
+        self.by_dim.insert(OwnedDim(d.to_owned_dimension()), id);
+        id
+    }
+
+    fn id_of_key(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.by_key.get(key) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        let key: Arc<str> = Arc::from(key);
+        self.keys.push(key.clone());
+        self.by_key.insert(key, id);
+        id
+    }
+
+    fn key(&self, id: u32) -> Arc<str> {
+        self.keys[id as usize].clone()
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// A dimension looked up without owning it: `Dimension<String>` keys the map, a fact's
+/// `Dimension<&str>` finds its entry (both hash and compare through the borrowed form).
+trait DimView {
+    fn view(&self) -> Dimension<&str>;
+}
+
+impl<S: AsRef<str>> DimView for Dimension<S> {
+    fn view(&self) -> Dimension<&str> {
+        match self {
+            Dimension::Channel { channel } => Dimension::Channel {
+                channel: channel.as_ref(),
+            },
+            Dimension::ChannelTouchpoint {
+                channel,
+                touchpoint,
+            } => Dimension::ChannelTouchpoint {
+                channel: channel.as_ref(),
+                touchpoint: touchpoint.as_ref(),
+            },
+            Dimension::Segment { segment } => Dimension::Segment {
+                segment: segment.as_ref(),
+            },
+            Dimension::FailureType { failure_type } => Dimension::FailureType {
+                failure_type: failure_type.as_ref(),
+            },
+        }
+    }
+}
+
+impl Hash for dyn DimView + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.view().hash(h);
+    }
+}
+
+impl PartialEq for dyn DimView + '_ {
+    fn eq(&self, o: &Self) -> bool {
+        self.view() == o.view()
+    }
+}
+
+impl Eq for dyn DimView + '_ {}
+
+/// The owned key of [`DimKeys::by_dim`]: hashes and compares as its [`DimView`].
+#[derive(Clone, Debug)]
+struct OwnedDim(Dimension);
+
+impl DimView for OwnedDim {
+    fn view(&self) -> Dimension<&str> {
+        self.0.view()
+    }
+}
+
+impl Hash for OwnedDim {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.view().hash(h);
+    }
+}
+
+impl PartialEq for OwnedDim {
+    fn eq(&self, o: &Self) -> bool {
+        self.view() == o.view()
+    }
+}
+
+impl Eq for OwnedDim {}
+
+impl<'a> Borrow<dyn DimView + 'a> for OwnedDim {
+    fn borrow(&self) -> &(dyn DimView + 'a) {
+        self
+    }
 }
 
 impl PartitionTrends {
@@ -467,7 +717,17 @@ impl PartitionTrends {
                 })
                 .collect(),
             lateness_ms: allowed_lateness.0.max(0),
-            key_buf: String::new(),
+            keys: DimKeys::default(),
+        }
+    }
+
+    /// Rebuilds the dimension ids from the cells of the open windows.
+    fn reindex(&mut self) {
+        self.keys = DimKeys::default();
+        for w in &mut self.widths {
+            for win in w.open.values_mut() {
+                win.index(&mut self.keys);
+            }
         }
     }
 
@@ -480,6 +740,8 @@ impl PartitionTrends {
             _ => 0,
         };
         let (mut counted, mut late) = (0usize, 0usize);
+        // The fact's dimensions and their ids, found once for every width.
+        let mut dims: Option<Dims> = None;
         for w in &mut self.widths {
             let Some(start) = window_start(at, w.width_ms) else {
                 late += 1;
@@ -490,7 +752,8 @@ impl PartitionTrends {
                 continue;
             }
             let win = w.open.entry(start).or_default();
-            apply_to_window(win, fact, customer, &mut self.key_buf);
+            let dims = dims.get_or_insert_with(|| Dims::of(fact, &mut self.keys));
+            apply_to_window(win, fact, customer, dims, &self.keys);
             counted += 1;
         }
         match (counted, late) {
@@ -530,7 +793,14 @@ impl PartitionTrends {
                         events: win.total_events,
                     });
                 }
-                for DimAgg { dimension, mut agg } in win.dims.into_values() {
+                let mut cells = win.cells;
+                // In key order, as the map by key gave them.
+                cells.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                for Cell {
+                    dim: DimAgg { dimension, mut agg },
+                    ..
+                } in cells
+                {
                     if dimension.is_failure_type() {
                         agg.events = win.total_events;
                     }
@@ -553,6 +823,9 @@ impl PartitionTrends {
             });
         }
         out.extend(markers);
+        if self.keys.len() >= MAX_DIM_IDS {
+            self.reindex();
+        }
     }
 
     /// Windows currently open, over all widths (a gauge for the host).
@@ -571,54 +844,66 @@ impl PartitionTrends {
     }
 }
 
-fn apply_to_window(win: &mut OpenWindow, fact: &Fact, customer: u64, buf: &mut String) {
-    let dims = match *fact {
-        Fact::Event {
-            channel,
-            touchpoint,
-            segment,
-            failure,
-            event_type,
-            ..
-        } => {
-            win.total_events = win.total_events.saturating_add(1);
-            dims_of(channel, touchpoint, segment, failure.then_some(event_type))
+/// A fact's dimensions (at most four) with their ids.
+struct Dims<'a> {
+    dims: [(Dimension<&'a str>, u32); 4],
+    len: usize,
+}
+
+impl<'a> Dims<'a> {
+    fn of(fact: &Fact<'a>, keys: &mut DimKeys) -> Dims<'a> {
+        let (channel, touchpoint, segment, failure_type) = match *fact {
+            Fact::Event {
+                channel,
+                touchpoint,
+                segment,
+                failure,
+                event_type,
+                ..
+            } => (channel, touchpoint, segment, failure.then_some(event_type)),
+            Fact::TaskOpened {
+                channel,
+                touchpoint,
+                segment,
+                failure_type,
+                ..
+            }
+            | Fact::Outcome {
+                channel,
+                touchpoint,
+                segment,
+                failure_type,
+                ..
+            }
+            | Fact::DoubleDeviation {
+                channel,
+                touchpoint,
+                segment,
+                failure_type,
+                ..
+            } => (channel, touchpoint, segment, failure_type),
+        };
+        let mut out = Dims {
+            dims: std::array::from_fn(|_| (Dimension::Channel { channel }, 0)),
+            len: 0,
+        };
+        for d in dims_of(channel, touchpoint, segment, failure_type) {
+            let id = keys.id(&d);
+            out.dims[out.len] = (d, id);
+            out.len += 1;
         }
-        Fact::TaskOpened {
-            channel,
-            touchpoint,
-            segment,
-            failure_type,
-            ..
-        }
-        | Fact::Outcome {
-            channel,
-            touchpoint,
-            segment,
-            failure_type,
-            ..
-        }
-        | Fact::DoubleDeviation {
-            channel,
-            touchpoint,
-            segment,
-            failure_type,
-            ..
-        } => dims_of(channel, touchpoint, segment, failure_type),
-    };
-    for d in dims {
-        buf.clear();
-        d.write_key(buf);
+        out
+    }
+}
+
+fn apply_to_window(win: &mut OpenWindow, fact: &Fact, customer: u64, dims: &Dims, keys: &DimKeys) {
+    if let Fact::Event { .. } = fact {
+        win.total_events = win.total_events.saturating_add(1);
+    }
+    for (d, id) in &dims.dims[..dims.len] {
         let is_ft = d.is_failure_type();
-        // Look up by the borrowed key first: the common case allocates nothing.
-        if let Some(cell) = win.dims.get_mut(buf.as_str()) {
-            cell.agg.apply(fact, customer, is_ft);
-        } else {
-            let mut agg = Agg::default();
-            agg.apply(fact, customer, is_ft);
-            let dimension = d.to_owned_dimension();
-            win.dims.insert(buf.clone(), DimAgg { dimension, agg });
-        }
+        win.cell(*id, || keys.key(*id), d)
+            .apply(fact, customer, is_ft);
     }
 }
 
@@ -1052,5 +1337,87 @@ mod tests {
             Recorded::WindowClosed
         );
         weird.close_until(EventTime(i64::MAX), "p", &mut out);
+    }
+
+    /// A fact on `channel`/`touchpoint`, no segment, at `at`.
+    fn on<'a>(at: i64, channel: &'a str, touchpoint: &'a str) -> Fact<'a> {
+        Fact::Event {
+            at: EventTime(at),
+            customer_id: "a",
+            channel,
+            touchpoint,
+            segment: None,
+            failure: false,
+            event_type: "view",
+        }
+    }
+
+    #[test]
+    fn snapshots_keep_cells_by_key_and_a_restored_window_reuses_them() {
+        let mut p = five_minutes();
+        // Opened out of key order, and a key needing percent-encoding.
+        p.record(&on(1, "web", "z"));
+        p.record(&on(2, "app", "a/b"));
+        let json: serde_json::Value = serde_json::from_slice(&p.snapshot().unwrap()).unwrap();
+        let dims = &json["widths"][0]["open"]["0"]["dims"];
+        let keys: Vec<&String> = dims.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "channel=app",
+                "channel=web",
+                "channel_touchpoint=app/a%2Fb",
+                "channel_touchpoint=web/z"
+            ]
+        );
+        assert_eq!(json["widths"][0]["open"]["0"]["total_events"], 2);
+        assert_eq!(dims["channel=web"]["dimension"]["channel"], "web");
+
+        let mut restored = PartitionTrends::restore(&p.snapshot().unwrap()).unwrap();
+        for q in [&mut p, &mut restored] {
+            q.record(&on(3, "app", "a/b"));
+            q.record(&on(4, "web", "y"));
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        p.close_until(EventTime(6 * MIN), "p0", &mut a);
+        restored.close_until(EventTime(6 * MIN), "p0", &mut b);
+        assert_eq!(a, b);
+        let parts = partials(&a);
+        assert_eq!(parts.len(), 5, "one cell per dimension");
+        assert_eq!(parts[&(5 * MIN, 0, "channel=app".into())].events, 2);
+        assert_eq!(parts[&(5 * MIN, 0, "channel=web".into())].events, 2);
+        let order: Vec<String> = a.iter().map(PartialRecord::key).collect();
+        let mut sorted = order[..5].to_vec();
+        sorted.sort();
+        assert_eq!(order[..5], sorted[..], "partials by key");
+    }
+
+    #[test]
+    fn dimension_ids_are_rebuilt_from_the_open_windows() {
+        let mut p = five_minutes();
+        for i in 0..MAX_DIM_IDS {
+            p.record(&on(0, "web", &format!("t{i}")));
+        }
+        // One dimension lives on in an open window, and is recorded into again after the
+        // ids are rebuilt.
+        p.record(&on(10 * MIN, "web", "kept"));
+        assert!(p.keys.len() > MAX_DIM_IDS);
+        let mut out = Vec::new();
+        p.close_until(EventTime(6 * MIN), "p0", &mut out);
+        assert_eq!(partials(&out).len(), MAX_DIM_IDS + 1);
+        assert_eq!(
+            p.keys.len(),
+            2,
+            "channel=web and channel_touchpoint=web/kept"
+        );
+        p.record(&on(10 * MIN + 1, "web", "kept"));
+        p.record(&on(10 * MIN + 2, "web", "new"));
+        out.clear();
+        p.close_until(EventTime(16 * MIN), "p0", &mut out);
+        let parts = partials(&out);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[&(5 * MIN, 10 * MIN, "channel=web".into())].events, 3);
+        let kept = "channel_touchpoint=web/kept".to_string();
+        assert_eq!(parts[&(5 * MIN, 10 * MIN, kept)].events, 2);
     }
 }
