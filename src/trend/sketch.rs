@@ -36,8 +36,8 @@ const SPARSE_MAX: usize = 600;
 const LINEAR_COUNTING_MAX: f64 = 3100.0;
 
 /// A HyperLogLog sketch with p = 12. Equality compares registers, not representations.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(into = "SketchWire", try_from = "SketchWire")]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(try_from = "SketchWire")]
 pub struct Hll {
     /// While `dense` is `None`: the non-zero registers as `index << 8 | rank`, sorted by
     /// index (so by value), unique. Empty once dense.
@@ -306,7 +306,64 @@ pub fn xxh64(input: &[u8], seed: u64) -> u64 {
     h ^ (h >> 32)
 }
 
-/// The wire form of [`Hll`]; exactly one of `sparse` and `dense` is present.
+// Serialized exactly as its `SketchWire` would be, without copying the sketch into one first:
+// every cell's sketches are serialized (and fingerprinted by the merge) when a window closes.
+impl Serialize for Hll {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("SketchWire", 2)?;
+        st.serialize_field("p", &PRECISION)?;
+        if self.nonzero_registers() < SPARSE_MAX {
+            st.serialize_field("sparse", &Some(SparseWire(self)))?;
+            st.skip_field("dense")?;
+        } else {
+            st.skip_field("sparse")?;
+            st.serialize_field("dense", &Some(self.dense_hex()))?;
+        }
+        st.end()
+    }
+}
+
+/// `sparse` of the wire form: `[[index, rank], …]` in index order.
+struct SparseWire<'a>(&'a Hll);
+
+impl Serialize for SparseWire<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let pair = |(i, r): (usize, u8)| [i as u16, u16::from(r)];
+        match &self.0.dense {
+            None => {
+                s.collect_seq((self.0.sparse.iter()).map(|&e| pair(((e >> 8) as usize, e as u8))))
+            }
+            Some(_) => s.collect_seq(self.0.nonzero().map(pair)),
+        }
+    }
+}
+
+impl Hll {
+    /// `dense` of the wire form: every register as two lowercase hex digits.
+    fn dense_hex(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut regs = [0u8; REGISTERS];
+        let regs = match &self.dense {
+            Some(d) => &**d,
+            None => {
+                self.nonzero()
+                    .for_each(|(i, r)| regs[i & (REGISTERS - 1)] = r);
+                &regs
+            }
+        };
+        let mut hex = Vec::with_capacity(2 * REGISTERS);
+        for &r in regs {
+            hex.push(HEX[usize::from(r >> 4)]);
+            hex.push(HEX[usize::from(r & 15)]);
+        }
+        // Hex digits only, so ASCII.
+        String::from_utf8(hex).unwrap_or_default()
+    }
+}
+
+/// The wire form of [`Hll`]; exactly one of `sparse` and `dense` is present. Deserialized
+/// through; serialized by hand (see `Hll`'s `Serialize`), in the same form.
 #[derive(Serialize, Deserialize)]
 struct SketchWire {
     p: u32,
@@ -316,6 +373,8 @@ struct SketchWire {
     dense: Option<String>,
 }
 
+/// The straightforward conversion, which `Hll`'s `Serialize` is tested against.
+#[cfg(test)]
 impl From<Hll> for SketchWire {
     fn from(h: Hll) -> SketchWire {
         let (mut sparse, mut dense) = (None, None);
@@ -621,6 +680,24 @@ mod tests {
         let after: Vec<_> = h.nonzero().collect();
         assert_eq!(after.len(), SPARSE_MAX);
         assert!(before.iter().all(|p| after.contains(p)));
+    }
+
+    #[test]
+    fn serializes_as_its_wire_form() {
+        let mut sketches = vec![Hll::new()];
+        for n in [1, 599, 600, 5000] {
+            let mut h = Hll::new();
+            (0..n).for_each(|i| h.insert(&format!("c-{i}")));
+            sketches.push(h);
+        }
+        // A sparse-sized set of registers held dense (as after a restore from dense hex).
+        let mut held_dense = sketches[1].clone();
+        held_dense.dense();
+        sketches.push(held_dense);
+        for h in sketches {
+            let wire = serde_json::to_string(&SketchWire::from(h.clone())).unwrap();
+            assert_eq!(serde_json::to_string(&h).unwrap(), wire);
+        }
     }
 
     #[test]
