@@ -67,6 +67,11 @@ fn bad_values_name_the_key() {
         ),
         ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
         (
+            "[pipeline]\ncheckpoint_interval = \"50ms\"\n",
+            "pipeline.checkpoint_interval",
+        ),
+        ("[pipeline]\nrestore = \"disk\"\n", "pipeline.restore"),
+        (
             "[kafka.consumer]\n\"statistics.interval.ms\" = \"0\"\n",
             "kafka.consumer.\"statistics.interval.ms\"",
         ),
