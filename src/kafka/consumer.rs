@@ -165,9 +165,10 @@ impl Router {
                 metrics::counter!(names::RESTORE_RECORDS, "source" => "changelog")
                     .increment(done.changelog_records);
                 let sequence = done.checkpoint.as_ref().map_or(0, |c| c.sequence);
+                let checkpoint = done.checkpoint.clone();
                 tracing::info!(topic = %tp.0, partition = tp.1, source, checkpoint = sequence, changelog_records = done.changelog_records, from = done.from, to = done.to, records = done.records, customers = processor.engine().customers(), elapsed_ms = done.elapsed.as_millis() as u64, "partition state rebuilt");
                 // Fails only if the partition was revoked meanwhile: nothing to do then.
-                let _ = state_tx.send(Box::new((processor, done.committed, sequence)));
+                let _ = state_tx.send(Box::new((processor, done.committed, checkpoint)));
             }
             Err(e) => self.deps.fatal.set(PipelineError::Restore {
                 topic: tp.0.to_string(),

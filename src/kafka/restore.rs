@@ -115,9 +115,10 @@ pub fn rebuild(
         changelog_records = n;
         checkpoint = info;
     }
-    // Where the replay of a topic starts: where the checkpoint's state ends, or (without
-    // one) at most `restore_max_records` before the committed offset.
-    let start = |t: &str| checkpoint.as_ref().map(|c| c.next_offset(t).unwrap_or(0));
+    // Where the replay of a topic starts: where the checkpoint's state ends, or (without one,
+    // or for a topic it does not name: nothing of it was ever applied) at most
+    // `restore_max_records` before the committed offset.
+    let start = |t: &str| checkpoint.as_ref().and_then(|c| c.next_offset(t));
     // The worker of the first touch-point topic's partition also reads the same partition of
     // every other input topic (see `consumer::Router`): those are replayed too, each up to its
     // own committed offset, merged by record timestamp, which approximates the order the

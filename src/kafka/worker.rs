@@ -67,14 +67,21 @@ struct Checkpoints {
     waiting: Option<Waiting>,
     /// A checkpoint is being delivered.
     sending: bool,
+    /// The input positions of the checkpoint the state was restored from: a topic the worker
+    /// has received nothing of since keeps its position in the next checkpoints.
+    carried: Vec<(Arc<str>, i64)>,
 }
 
 /// How often a worker recomputes the instance's watermark and fires due timers.
 const WATERMARK_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// A partition's rebuilt state, the committed offset it was rebuilt up to, and the sequence
-/// number of the changelog checkpoint it was read from (0: none).
-pub(crate) type RestoredState = Box<(Processor, Option<i64>, u64)>;
+/// A partition's rebuilt state, the committed offset it was rebuilt up to, and the changelog
+/// checkpoint it was read from, if any.
+pub(crate) type RestoredState = Box<(
+    Processor,
+    Option<i64>,
+    Option<crate::pipeline::changelog::CheckpointInfo>,
+)>;
 
 pub(crate) enum WorkerMsg {
     Record(InboundRecord),
@@ -208,6 +215,7 @@ pub(crate) fn spawn(
         caps: Vec::new(),
         waiting: None,
         sending: false,
+        carried: Vec::new(),
     });
     let processor = if restore.is_some() {
         None
@@ -462,10 +470,17 @@ impl Worker {
             };
             match restored {
                 Ok(b) => {
-                    let (mut p, committed, sequence) = *b;
+                    let (mut p, committed, checkpoint) = *b;
                     if let Some(cl) = self.changelog.as_mut() {
                         p.track_changes();
-                        cl.sequence = sequence;
+                        if let Some(c) = checkpoint {
+                            cl.sequence = c.sequence;
+                            cl.carried = c
+                                .inputs
+                                .into_iter()
+                                .map(|(t, o)| (Arc::from(t.as_str()), o))
+                                .collect();
+                        }
                     }
                     // The replay's own counts (duplicates seen, customers evicted) were the
                     // previous owner's to report; count from here on. The customers held are
@@ -690,10 +705,15 @@ impl Worker {
             .enumerate()
             .filter_map(|(i, (_, c))| c.frontier().map(|f| (i, f)))
             .collect();
-        let inputs: Vec<(Arc<str>, i64)> = frontiers
+        let mut inputs: Vec<(Arc<str>, i64)> = frontiers
             .iter()
             .map(|&(i, f)| (self.commits[i].0.clone(), f))
             .collect();
+        for (t, o) in &cl.carried {
+            if !inputs.iter().any(|(u, _)| u == t) {
+                inputs.push((t.clone(), *o));
+            }
+        }
         let records = match processor.checkpoint(&inputs, cl.sequence + 1, now_ms()) {
             Ok(r) => r,
             Err(e) => {
