@@ -54,9 +54,6 @@ fn env(name: &str) -> Env {
     config.kafka.brokers = mock.bootstrap_servers();
     config.kafka.group_id = format!("{name}-group");
     config.http.listen = String::new();
-    if std::env::var_os("AMENDS_TEST_RESTORE_INPUT").is_some() {
-        config.pipeline.restore = amends::config::Restore::Input;
-    }
     config.input.touchpoints.topics = vec![format!("{name}-touchpoints")];
     config.input.recovery_outcomes.topics = vec![format!("{name}-outcomes")];
     config.output.recovery_tasks = format!("{name}.tasks");

@@ -68,17 +68,22 @@ pub struct Restored {
     pub elapsed: Duration,
 }
 
-/// Does this partition's worker keep its state in the changelog? The partitions of the first
-/// touch-point topic do (the other input topics' partitions are routed to them); partials
-/// partitions rebuild from the partials topic, which is their log.
+/// Is `topic` the first touch-point topic, whose partitions' workers hold the customers'
+/// state (the other input topics' partitions are routed to them) and are the trend sources?
+pub fn is_home_topic(config: &Config, topic: &str) -> bool {
+    config
+        .input
+        .touchpoints
+        .topics
+        .first()
+        .is_some_and(|t| *t == topic)
+}
+
+/// Does this partition's worker keep its state in the changelog? Those of the first
+/// touch-point topic do; partials partitions rebuild from the partials topic, which is their
+/// log.
 pub fn uses_changelog(config: &Config, topic: &str) -> bool {
-    config.pipeline.restore == Restore::Changelog
-        && config
-            .input
-            .touchpoints
-            .topics
-            .first()
-            .is_some_and(|t| *t == topic)
+    config.pipeline.restore == Restore::Changelog && is_home_topic(config, topic)
 }
 
 /// Rebuilds the partition's state: from the changelog if it [`uses_changelog`] and holds a
@@ -141,7 +146,7 @@ pub fn rebuild(
         to: readers[0].committed.max(readers[0].from),
         committed: (readers[0].committed >= 0).then_some(readers[0].committed),
         changelog_records,
-        checkpoint: checkpoint.clone(),
+        checkpoint,
         ..Restored::default()
     };
     let mut out = Vec::new();

@@ -283,13 +283,7 @@ pub(crate) fn configure_trends(
     tp: &TopicPartition,
     sources: usize,
 ) {
-    if config
-        .input
-        .touchpoints
-        .topics
-        .first()
-        .is_some_and(|t| **t == *tp.0)
-    {
+    if super::restore::is_home_topic(config, &tp.0) {
         p.set_trend_source(format!("{}/{}", tp.0, tp.1));
     }
     p.set_trend_sources(sources);

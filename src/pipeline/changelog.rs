@@ -102,11 +102,9 @@ impl Processor {
             .collect();
         // The watermark alone moving (the wall clock, while the partitions are idle) is no
         // reason to write: a restored watermark behind the instance's is moved on at once.
-        let content = pb::PartitionCheckpoint {
-            watermark_ms: None,
-            ..cp.clone()
-        }
-        .encode_to_vec();
+        let watermark = cp.watermark_ms.take();
+        let content = cp.encode_to_vec();
+        cp.watermark_ms = watermark;
         if records.is_empty() && self.last_checkpoint.as_deref() == Some(&content[..]) {
             return Ok(Vec::new());
         }
