@@ -1229,7 +1229,7 @@ async fn outcomes_reach_the_worker_that_holds_the_customer() {
         let (mut outcomes, mut unknown, mut overdue) = (0, 0, 0);
         for p in 0..PARTITIONS {
             let (proc, done) =
-                amends::kafka::restore::rebuild(config, &Arc::from(topic.as_str()), p, 4)
+                amends::kafka::restore::rebuild(config, &Arc::from(topic.as_str()), p, 4, None)
                     .expect("rebuild");
             let st = proc.engine().stats();
             outcomes += st.outcomes;
@@ -1370,7 +1370,7 @@ async fn a_customers_events_from_two_topics_meet_in_one_state() {
     for p in 0..PARTITIONS {
         let topic = Arc::from(shipping.as_str());
         let (from_log, done) =
-            amends::kafka::restore::rebuild(&env.config, &topic, p, 4).expect("rebuild");
+            amends::kafka::restore::rebuild(&env.config, &topic, p, 4, None).expect("rebuild");
         let n = in_ship
             .iter()
             .chain(&in_bill)
@@ -1389,7 +1389,7 @@ async fn a_customers_events_from_two_topics_meet_in_one_state() {
         );
         assert!(done.changelog_records > 0);
         let (from_input, done) =
-            amends::kafka::restore::rebuild(&by_input, &topic, p, 4).expect("rebuild");
+            amends::kafka::restore::rebuild(&by_input, &topic, p, 4, None).expect("rebuild");
         assert_eq!(
             (done.records, from_input.engine().stats().events),
             (n, n),
@@ -1693,4 +1693,86 @@ async fn fault_matrix_broker_down_and_commit_errors() {
         eprintln!("{}", r.line());
         assert_row(&r);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Exactly-once (kafka.guarantee = "exactly_once") on the mock cluster. The mock runs
+// transactions (producer ids, epochs, fencing, EndTxn) but neither hides aborted records
+// from read_committed readers nor stores the offsets a transaction commits. So a reader here
+// drops the records of the transactions the instance reports aborted (their `amends.txn`
+// header), which is what a broker's read_committed fetch does, and a restarted instance
+// resumes from the changelog checkpoint's positions (it skips what its state holds).
+
+fn eos(mut config: Config) -> Config {
+    config.kafka.guarantee = amends::config::Guarantee::ExactlyOnce;
+    config.pipeline.checkpoint_interval = amends::config::Dur::millis_const(300);
+    config
+}
+
+/// The task topic as a read_committed reader sees it: without the records of `aborted`
+/// transactions.
+fn tasks_committed(
+    bootstrap: &str,
+    topic: &str,
+    aborted: &std::collections::HashSet<String>,
+) -> (Vec<RecoveryTask>, usize) {
+    let mut hidden = 0;
+    let mut out = Vec::new();
+    for (h, p) in read_all(bootstrap, topic) {
+        let txn = h
+            .iter()
+            .find(|(k, _)| k == "amends.txn")
+            .map(|(_, v)| v.clone());
+        let txn = txn.unwrap_or_else(|| panic!("a task without the amends.txn header: {h:?}"));
+        if aborted.contains(&txn) {
+            hidden += 1;
+            continue;
+        }
+        out.push(serde_json::from_slice(&p).expect("task json"));
+    }
+    (out, hidden)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_commits_outputs_state_and_offsets_together() {
+    let env = env("eos");
+    let config = eos(env.config.clone());
+    let (topic, produced) = produce_traffic(&env, 300).await;
+    let want = expected(&config, &topic, &produced);
+    let bootstrap = config.kafka.brokers.clone();
+    let tasks_topic = config.output.recovery_tasks.clone();
+    let run = start(&config);
+    let ok = wait_until(Duration::from_secs(60), || {
+        all_present(&bootstrap, &tasks_topic, &want)
+    })
+    .await;
+    let health = run.health.clone();
+    run.stop().await;
+    assert!(ok, "every expected revision arrives");
+    let aborted: std::collections::HashSet<String> =
+        health.aborted_transactions().into_iter().collect();
+    assert!(aborted.is_empty(), "nothing aborted: {aborted:?}");
+    let (seen, _) = tasks_committed(&bootstrap, &tasks_topic, &aborted);
+    let (distinct, duplicates) = assert_exactly(seen, &want);
+    assert_eq!((distinct, duplicates), (want.len(), 0));
+    eprintln!(
+        "committed offsets after exactly-once run: {:?}",
+        committed(&config, &topic)
+    );
+    // A restart resumes where the committed state ends: nothing is processed twice.
+    let run = start(&config);
+    let h = run.health.clone();
+    assert!(
+        wait_until(Duration::from_secs(30), || h.ready().is_ok()).await,
+        "ready"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    run.stop().await;
+    let (seen, _) = tasks_committed(&bootstrap, &tasks_topic, &aborted);
+    assert_eq!(
+        assert_exactly(seen, &want),
+        (want.len(), 0),
+        "no duplicates after a restart"
+    );
+    drop(env.mock);
 }

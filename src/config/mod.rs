@@ -73,6 +73,9 @@ pub enum Guarantee {
     /// Offsets are stored only after every output derived from the input is acknowledged.
     #[default]
     AtLeastOnce,
+    /// Outputs, changelog records and input offsets are committed in one Kafka transaction
+    /// per `pipeline.checkpoint_interval` (needs a broker with transactions).
+    ExactlyOnce,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +89,12 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// Delivery guarantee.
     pub guarantee: Guarantee,
+    /// The producer's `transactional.id` with `guarantee = "exactly_once"`: unique per live
+    /// instance, and best stable across its restarts (a pod name), so that a restarted
+    /// instance aborts its predecessor's open transaction at once. Empty: generated per start
+    /// (`<group_id>-<random>`), and an open transaction of a crashed instance then holds
+    /// read_committed readers back until `transaction.timeout.ms` ends it.
+    pub transactional_id: String,
     /// librdkafka properties for both consumer and producer (TLS, SASL, timeouts...).
     pub properties: BTreeMap<String, String>,
     /// librdkafka properties for the consumer only (override `properties`).
@@ -101,12 +110,16 @@ impl Default for KafkaConfig {
             group_id: "amends".into(),
             client_id: "amends".into(),
             guarantee: Guarantee::AtLeastOnce,
+            transactional_id: String::new(),
             properties: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }
     }
 }
+
+/// `transaction.timeout.ms` amends gives its transactional producer unless set.
+pub const TRANSACTION_TIMEOUT_MS: i64 = 60_000;
 
 /// Properties amends sets itself because its delivery guarantee depends on them.
 pub const MANAGED_PROPERTIES: &[&str] = &[
@@ -508,6 +521,9 @@ impl Config {
                 "must be at least 100ms",
             ));
         }
+        if self.kafka.guarantee == Guarantee::ExactlyOnce {
+            self.validate_exactly_once()?;
+        }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {
             return Err(invalid(
@@ -530,6 +546,63 @@ impl Config {
         self.detect.validate()?;
         self.trend.validate()?;
         self.policy.validate(&self.detect)?;
+        Ok(())
+    }
+
+    /// The librdkafka constraints of a transactional producer, checked where the user can
+    /// break them: the state must be in the changelog (a rewind restores it from there), a
+    /// transaction must outlive the commit interval, and `message.timeout.ms` and
+    /// `socket.timeout.ms` must not exceed `transaction.timeout.ms`.
+    fn validate_exactly_once(&self) -> Result<(), ConfigError> {
+        if self.pipeline.restore != Restore::Changelog {
+            return Err(invalid(
+                "pipeline.restore",
+                "must be \"changelog\" with kafka.guarantee = \"exactly_once\": the state is committed with the outputs and offsets, and an aborted transaction is rewound by restoring it",
+            ));
+        }
+        if self.kafka.transactional_id.contains(char::is_whitespace) {
+            return Err(invalid(
+                "kafka.transactional_id",
+                "must not contain whitespace",
+            ));
+        }
+        let producer = self.client_properties(false);
+        let number = |key: &str| -> Result<Option<i64>, ConfigError> {
+            let section = if self.kafka.producer.contains_key(key) {
+                "producer"
+            } else {
+                "properties"
+            };
+            producer
+                .get(key)
+                .map(|v| {
+                    v.trim().parse::<i64>().map_err(|_| {
+                        invalid(
+                            format!("kafka.{section}.\"{key}\""),
+                            format!("must be a number of milliseconds; got {v:?}"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let txn = number("transaction.timeout.ms")?.unwrap_or(TRANSACTION_TIMEOUT_MS);
+        let interval = self.pipeline.checkpoint_interval.millis().0;
+        if txn < 2 * interval || txn < 1000 {
+            return Err(invalid(
+                "kafka.producer.\"transaction.timeout.ms\"",
+                format!("must be at least 1000 and twice pipeline.checkpoint_interval ({interval} ms), which is how long a transaction stays open; got {txn}"),
+            ));
+        }
+        for (key, margin) in [("message.timeout.ms", 0), ("socket.timeout.ms", 100)] {
+            if let Some(v) = number(key)? {
+                if v > txn - margin {
+                    return Err(invalid(
+                        format!("kafka.producer.\"{key}\""),
+                        format!("must be at most transaction.timeout.ms ({txn} ms){} with exactly_once (a librdkafka rule); got {v}", if margin > 0 { " minus 100" } else { "" }),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 

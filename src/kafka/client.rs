@@ -1,7 +1,7 @@
 //! librdkafka client configuration: the properties amends manages for its guarantee, then
 //! the user's pass-through properties. Logged only through [`redacted`](crate::config::redacted).
 
-use crate::config::{redacted, Config};
+use crate::config::{redacted, Config, Guarantee};
 use rdkafka::ClientConfig;
 
 /// Consumer properties: offsets are stored by amends only after delivery
@@ -27,6 +27,12 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
         c.set(k, v);
     }
     // Set last so pass-through cannot weaken the guarantee (validation rejects it anyway).
+    if config.kafka.guarantee == Guarantee::ExactlyOnce {
+        // Offsets are committed by the producer's transactions only, and only committed
+        // records are read.
+        c.set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed");
+    }
     c.set("enable.auto.offset.store", "false")
         // The range assignor gives a member the same partition numbers of every topic with
         // the same partition count: a touch-point partition and its outcomes partition stay
@@ -41,8 +47,9 @@ pub fn statistics_interval_ms(config: &Config) -> i64 {
     (config.detect.idle_partition_after.millis().0 / 4).clamp(100, 5_000)
 }
 
-/// Producer properties: idempotent, `acks=all`.
-pub fn producer_config(config: &Config) -> ClientConfig {
+/// Producer properties: idempotent, `acks=all`; with exactly-once, transactional with
+/// `transactional_id` (see [`transactional_id`]).
+pub fn producer_config(config: &Config, transactional_id: Option<&str>) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.kafka.brokers)
         .set("client.id", &config.kafka.client_id)
@@ -61,8 +68,37 @@ pub fn producer_config(config: &Config) -> ClientConfig {
         c.set(k, v);
     }
     c.set("enable.idempotence", "true").set("acks", "all");
+    if let Some(id) = transactional_id {
+        c.set("transactional.id", id);
+        if c.get("transaction.timeout.ms").is_none() {
+            c.set(
+                "transaction.timeout.ms",
+                crate::config::TRANSACTION_TIMEOUT_MS.to_string(),
+            );
+        }
+    }
     tracing::debug!(properties = ?redacted(&config.client_properties(false)), "producer pass-through properties");
     c
+}
+
+/// The instance's `transactional.id`: `kafka.transactional_id`, or `<group_id>-` and a
+/// value unique to this process and call (see the key's documentation for the trade-off).
+pub fn transactional_id(config: &Config) -> String {
+    if !config.kafka.transactional_id.is_empty() {
+        return config.kafka.transactional_id.clone();
+    }
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{:x}{:08x}-{}",
+        config.kafka.group_id,
+        std::process::id(),
+        nanos,
+        STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// Clients for rebuilding state. The reader uses a group id of its own (librdkafka's assign

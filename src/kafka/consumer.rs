@@ -6,7 +6,7 @@ use super::client::{consumer_config, producer_config};
 use super::restore;
 use super::sink::KafkaSink;
 use super::worker::{
-    self, Fatal, OffsetBoard, TopicPartition, WorkerDeps, WorkerHandle, WorkerMsg,
+    self, Control, Fatal, OffsetBoard, TopicPartition, WorkerDeps, WorkerHandle, WorkerMsg,
 };
 use super::PipelineError;
 use crate::config::Config;
@@ -16,7 +16,7 @@ use crate::telemetry::Health;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
@@ -46,6 +46,10 @@ struct Router {
     deps: WorkerDeps,
     rt: tokio::runtime::Handle,
     health: Arc<Health>,
+    /// Exactly-once: per partition of the first touch-point topic, the changelog offset up to
+    /// which this instance knows the state is committed (restored, or written in a committed
+    /// transaction). A rewind restores up to there.
+    changelog_ends: Mutex<HashMap<i32, i64>>,
 }
 
 impl Router {
@@ -55,6 +59,16 @@ impl Router {
 
     fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, TopicPartition>> {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changelog_ends(&self) -> std::sync::MutexGuard<'_, HashMap<i32, i64>> {
+        self.changelog_ends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn eos(&self) -> bool {
+        self.deps.config.kafka.guarantee == crate::config::Guarantee::ExactlyOnce
     }
 
     fn sender(&self, tp: &TopicPartition) -> tokio::sync::mpsc::Sender<WorkerMsg> {
@@ -142,7 +156,8 @@ impl Router {
         let result = loop {
             attempt += 1;
             let sources = self.deps.trend_sources.load(Ordering::Relaxed);
-            match restore::rebuild(&config, &tp.0, tp.1, sources) {
+            let until = self.changelog_ends().get(&tp.1).copied();
+            match restore::rebuild(&config, &tp.0, tp.1, sources, until) {
                 Ok(r) => break Ok(r),
                 Err(e) if attempt < 3 => {
                     tracing::warn!(topic = %tp.0, partition = tp.1, attempt, error = %e, "rebuilding partition state failed; retrying");
@@ -165,6 +180,9 @@ impl Router {
                 metrics::counter!(names::RESTORE_RECORDS, "source" => "changelog")
                     .increment(done.changelog_records);
                 let sequence = done.checkpoint.as_ref().map_or(0, |c| c.sequence);
+                if let (true, Some(end)) = (self.eos(), done.changelog_end) {
+                    self.changelog_ends().insert(tp.1, end);
+                }
                 let checkpoint = done.checkpoint.clone();
                 tracing::info!(topic = %tp.0, partition = tp.1, source, checkpoint = sequence, changelog_records = done.changelog_records, from = done.from, to = done.to, records = done.records, customers = processor.engine().customers(), elapsed_ms = done.elapsed.as_millis() as u64, "partition state rebuilt");
                 // Fails only if the partition was revoked meanwhile: nothing to do then.
@@ -179,6 +197,46 @@ impl Router {
         self.health.restoring(-1);
     }
 
+    /// Removes the workers of `tps` (all when `None`) and the routes that end with them;
+    /// returns them, and the input partitions whose routes ended.
+    fn take_handles(
+        &self,
+        tps: Option<&[TopicPartition]>,
+    ) -> (Vec<(TopicPartition, WorkerHandle)>, Vec<TopicPartition>) {
+        let mut w = self.lock();
+        let mut routes = self.routes();
+        let handles: Vec<_> = match tps {
+            None => w.drain().collect(),
+            Some(tps) => tps
+                .iter()
+                .filter_map(|tp| w.remove(tp).map(|h| (tp.clone(), h)))
+                .collect(),
+        };
+        let mut unrouted = Vec::new();
+        routes.retain(|from, to| {
+            let ends =
+                tps.is_none_or(|tps| tps.contains(from)) || handles.iter().any(|(tp, _)| tp == to);
+            if ends {
+                unrouted.push(from.clone());
+            }
+            !ends
+        });
+        (handles, unrouted)
+    }
+
+    /// Exactly-once: stops the workers of `tps` (all when `None`) at once, dropping their
+    /// state. Their work is either in a committed transaction or in none.
+    fn discard(&self, tps: Option<&[TopicPartition]>) {
+        let (handles, _) = self.take_handles(tps);
+        for (tp, h) in handles {
+            h.join.abort();
+            if tps.is_some() {
+                // Revoked: whoever owns it next restores it to the end.
+                self.changelog_ends().remove(&tp.1);
+            }
+        }
+    }
+
     /// Drains the workers of `tps` (all when `None`): each finishes its in-flight deliveries
     /// and publishes its last offset. Waits at most `timeout` in total; a worker that does not
     /// finish in time is aborted, and its unacknowledged records will be consumed again.
@@ -186,27 +244,7 @@ impl Router {
     /// Returns the partitions whose offsets are final: those drained and the input
     /// partitions routed to them (or revoked themselves), whose routes end here.
     fn drain(&self, tps: Option<&[TopicPartition]>, timeout: Duration) -> Vec<TopicPartition> {
-        let (handles, unrouted): (Vec<(TopicPartition, WorkerHandle)>, Vec<TopicPartition>) = {
-            let mut w = self.lock();
-            let mut routes = self.routes();
-            let handles: Vec<_> = match tps {
-                None => w.drain().collect(),
-                Some(tps) => tps
-                    .iter()
-                    .filter_map(|tp| w.remove(tp).map(|h| (tp.clone(), h)))
-                    .collect(),
-            };
-            let mut unrouted = Vec::new();
-            routes.retain(|from, to| {
-                let ends = tps.is_none_or(|tps| tps.contains(from))
-                    || handles.iter().any(|(tp, _)| tp == to);
-                if ends {
-                    unrouted.push(from.clone());
-                }
-                !ends
-            });
-            (handles, unrouted)
-        };
+        let (handles, unrouted) = self.take_handles(tps);
         let deadline = Instant::now() + timeout;
         let mut acks = Vec::new();
         // A worker still waiting for its state has processed nothing: stop it at once (its
@@ -256,6 +294,363 @@ struct Ctx {
     health: Arc<Health>,
     revoke_timeout: Duration,
     rebalances: std::sync::atomic::AtomicU64,
+    /// Exactly-once: the transaction coordinator (used on the poll thread only).
+    txn: Option<Mutex<Transactions>>,
+}
+
+impl Ctx {
+    fn txn(&self) -> Option<std::sync::MutexGuard<'_, Transactions>> {
+        self.txn
+            .as_ref()
+            .map(|t| t.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Exactly-once: the instance's transactional producer and the transaction it has open. The
+/// poll thread runs it; every `pipeline.checkpoint_interval` it seals every worker (see
+/// [`Control::Seal`]: outputs acknowledged, state checkpointed to the changelog, input
+/// positions reported), adds the positions with the consumer group's metadata
+/// (`send_offsets_to_transaction`, so a member fenced by a rebalance cannot commit), commits,
+/// and begins the next transaction before the workers carry on.
+///
+/// An abortable error aborts the transaction and rewinds every partition: the workers are
+/// dropped, the consumer seeks back to the offsets last committed, and the state is restored
+/// from the changelog up to what was last committed. A fatal error (fenced) stops the
+/// instance without committing anything more.
+struct Transactions {
+    producer: FutureProducer,
+    id: String,
+    /// Transactions begun by this producer: the open one's number.
+    number: u64,
+    interval: Duration,
+    /// librdkafka's `transaction.timeout.ms`: the most a transaction call may take.
+    timeout: Duration,
+    last: Instant,
+    /// Per input partition, the offset this instance's last committed transaction gave it.
+    committed: HashMap<TopicPartition, i64>,
+    /// Stopping: no transaction is open any more (the revocation that unsubscribing causes
+    /// has nothing to commit).
+    closed: bool,
+}
+
+/// Why a transaction did not commit.
+enum TxnError {
+    Abort(String),
+    Fatal(PipelineError),
+}
+
+impl Transactions {
+    /// The open transaction's label, the `amends.txn` header of its records.
+    fn label(&self) -> String {
+        format!("{}:{}", self.id, self.number)
+    }
+
+    fn due(&self) -> bool {
+        self.last.elapsed() >= self.interval
+    }
+
+    /// Registers the transactional id (fencing any previous holder and aborting what it left
+    /// open) and begins the first transaction.
+    fn init(&mut self, sink: &KafkaSink) -> Result<(), PipelineError> {
+        self.producer
+            .init_transactions(self.timeout)
+            .map_err(|e| self.classify("init_transactions", e))
+            .map_err(|e| match e {
+                TxnError::Fatal(e) => e,
+                TxnError::Abort(detail) => PipelineError::Transaction {
+                    step: "init_transactions",
+                    detail,
+                },
+            })?;
+        tracing::info!(transactional_id = %self.id, "exactly-once: transactions initialised");
+        self.begin(sink)
+    }
+
+    fn begin(&mut self, sink: &KafkaSink) -> Result<(), PipelineError> {
+        self.number += 1;
+        sink.set_transaction(&self.label());
+        self.last = Instant::now();
+        self.producer
+            .begin_transaction()
+            .map_err(|e| PipelineError::Transaction {
+                step: "begin_transaction",
+                detail: e.to_string(),
+            })
+    }
+
+    fn classify(&self, step: &'static str, e: KafkaError) -> TxnError {
+        let (fatal, fenced) = match &e {
+            KafkaError::Transaction(rd) => (
+                rd.is_fatal(),
+                matches!(
+                    rd.code(),
+                    RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                        | RDKafkaErrorCode::FencedInstanceId
+                ),
+            ),
+            _ => (false, false),
+        };
+        match (fatal, fenced) {
+            (_, true) => TxnError::Fatal(PipelineError::Fenced {
+                id: self.id.clone(),
+                detail: format!("{step}: {e}"),
+            }),
+            (true, false) => TxnError::Fatal(PipelineError::Transaction {
+                step,
+                detail: e.to_string(),
+            }),
+            _ => TxnError::Abort(format!("{step}: {e}")),
+        }
+    }
+
+    /// Runs a transaction call, again while librdkafka says the error is retriable.
+    fn retrying(
+        &self,
+        step: &'static str,
+        mut call: impl FnMut() -> Result<(), KafkaError>,
+    ) -> Result<(), TxnError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call() {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(rd)) if rd.is_retriable() && attempt < 3 => {
+                    tracing::warn!(step, attempt, error = %rd, "transaction call failed; retrying");
+                }
+                Err(e) => return Err(self.classify(step, e)),
+            }
+        }
+    }
+
+    /// Seals every worker, commits the open transaction, and begins the next. The workers
+    /// for which `stops` is true stop afterwards (revoked, or shutting down); the others carry
+    /// on. False when the instance must stop (the fatal error is set).
+    fn commit(
+        &mut self,
+        router: &Arc<Router>,
+        consumer: &BaseConsumer<Ctx>,
+        stops: &dyn Fn(&TopicPartition) -> bool,
+    ) -> bool {
+        if self.closed {
+            return true;
+        }
+        let started = Instant::now();
+        let handles: Vec<(TopicPartition, tokio::sync::mpsc::UnboundedSender<Control>)> = router
+            .lock()
+            .iter()
+            .map(|(tp, h)| (tp.clone(), h.ctl.clone()))
+            .collect();
+        let mut sealing = Vec::with_capacity(handles.len());
+        for (tp, ctl) in handles {
+            let (reply, replies) = std::sync::mpsc::sync_channel(1);
+            let (go, go_rx) = tokio::sync::oneshot::channel();
+            if ctl.send(Control::Seal { reply, go: go_rx }).is_ok() {
+                sealing.push((tp, replies, go));
+            }
+        }
+        // Half the transaction timeout for the outputs, half for the commit.
+        let deadline = started + self.timeout / 2;
+        let mut offsets = TopicPartitionList::new();
+        let mut positions = Vec::new();
+        let mut ends = Vec::new();
+        let mut failure = None;
+        for (tp, replies, _) in &sealing {
+            match replies.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Ok(sealed)) => {
+                    for ((t, p), o) in sealed.positions {
+                        let _ = offsets.add_partition_offset(&t, p, Offset::Offset(o));
+                        positions.push(((t, p), o));
+                    }
+                    if let Some(end) = sealed.changelog_end {
+                        ends.push((tp.1, end));
+                    }
+                }
+                Ok(Err(e)) => {
+                    failure.get_or_insert(format!("{}/{}: {e}", tp.0, tp.1));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    failure.get_or_insert(format!(
+                        "{}/{}: outputs not acknowledged within {} ms",
+                        tp.0,
+                        tp.1,
+                        (self.timeout / 2).as_millis()
+                    ));
+                }
+                // The worker stopped: revoked meanwhile, or a fatal error (set on its own).
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+        }
+        let fatal = &router.deps.fatal;
+        if fatal.is_set() {
+            return false;
+        }
+        let label = self.label();
+        let result = match failure {
+            Some(f) => Err(TxnError::Abort(f)),
+            None => self.finish(&offsets, consumer),
+        };
+        match result {
+            Ok(()) => {
+                metrics::counter!(names::TRANSACTIONS, "result" => "committed").increment(1);
+                metrics::histogram!(names::TRANSACTION_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                self.committed.extend(positions);
+                router.changelog_ends().extend(ends);
+                if let Err(e) = self.begin(&router.deps.sink) {
+                    fatal.set(e);
+                    return false;
+                }
+                for (tp, _, go) in sealing {
+                    let _ = go.send(!stops(&tp));
+                }
+                true
+            }
+            Err(TxnError::Abort(reason)) => {
+                tracing::warn!(transaction = %label, %reason, "aborting the transaction; every partition goes back to its last committed state");
+                // Dropping `go` stops the workers; their state is discarded below.
+                drop(sealing);
+                router.health.note_aborted(&label);
+                metrics::counter!(names::TRANSACTIONS, "result" => "aborted").increment(1);
+                if let Err(e) = self.retrying("abort_transaction", || {
+                    self.producer.abort_transaction(self.timeout)
+                }) {
+                    fatal.set(match e {
+                        TxnError::Fatal(e) => e,
+                        TxnError::Abort(detail) => PipelineError::Transaction {
+                            step: "abort_transaction",
+                            detail,
+                        },
+                    });
+                    return false;
+                }
+                if let Err(e) = self.begin(&router.deps.sink) {
+                    fatal.set(e);
+                    return false;
+                }
+                self.rewind(router, consumer, stops);
+                true
+            }
+            Err(TxnError::Fatal(e)) => {
+                // The broker aborts it (the new holder of the id, or the timeout).
+                router.health.note_aborted(&label);
+                metrics::counter!(names::TRANSACTIONS, "result" => "aborted").increment(1);
+                fatal.set(e);
+                false
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        offsets: &TopicPartitionList,
+        consumer: &BaseConsumer<Ctx>,
+    ) -> Result<(), TxnError> {
+        if offsets.count() > 0 {
+            let Some(group) = consumer.group_metadata() else {
+                return Err(TxnError::Abort(
+                    "no consumer group metadata to commit offsets with".into(),
+                ));
+            };
+            self.retrying("send_offsets_to_transaction", || {
+                self.producer
+                    .send_offsets_to_transaction(offsets, &group, self.timeout)
+            })?;
+        }
+        self.retrying("commit_transaction", || {
+            self.producer.commit_transaction(self.timeout)
+        })
+    }
+
+    /// After an abort: drops every worker (their state holds what was aborted), moves the
+    /// consumer back to the offsets last committed, and restores every partition that stays
+    /// (not `stops`) from the changelog up to its last committed state.
+    fn rewind(
+        &mut self,
+        router: &Arc<Router>,
+        consumer: &BaseConsumer<Ctx>,
+        stops: &dyn Fn(&TopicPartition) -> bool,
+    ) {
+        router.discard(None);
+        let assigned: Vec<TopicPartition> = match consumer.assignment() {
+            Ok(tpl) => tp_list(&tpl).into_iter().filter(|tp| !stops(tp)).collect(),
+            Err(e) => {
+                router.deps.fatal.set(PipelineError::Transaction {
+                    step: "rewind",
+                    detail: format!("reading the assignment: {e}"),
+                });
+                return;
+            }
+        };
+        if assigned.is_empty() {
+            return;
+        }
+        // Where each partition's committed state ends: this instance's last commit, or the
+        // group's (a partition it has not committed since it was assigned).
+        let mut unknown = TopicPartitionList::new();
+        for tp in assigned
+            .iter()
+            .filter(|tp| !self.committed.contains_key(*tp))
+        {
+            unknown.add_partition(&tp.0, tp.1);
+        }
+        let group: HashMap<TopicPartition, i64> = if unknown.count() == 0 {
+            HashMap::new()
+        } else {
+            match consumer.committed_offsets(unknown, self.timeout) {
+                Ok(tpl) => tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|e| {
+                        let o = e.offset().to_raw().filter(|o| *o >= 0)?;
+                        Some(((Arc::from(e.topic()), e.partition()), o))
+                    })
+                    .collect(),
+                Err(e) => {
+                    router.deps.fatal.set(PipelineError::Transaction {
+                        step: "rewind",
+                        detail: format!("reading the committed offsets: {e}"),
+                    });
+                    return;
+                }
+            }
+        };
+        let mut seek = TopicPartitionList::new();
+        for tp in &assigned {
+            let to = match self.committed.get(tp).or_else(|| group.get(tp)) {
+                Some(o) => Offset::Offset(*o),
+                // Nothing committed: from the start, as auto.offset.reset = earliest does
+                // (records a restored checkpoint already holds are skipped by the worker).
+                None => Offset::Beginning,
+            };
+            let _ = seek.add_partition_offset(&tp.0, tp.1, to);
+        }
+        match consumer.seek_partitions(seek, self.timeout) {
+            Ok(result) => {
+                for e in result.elements() {
+                    if let Err(err) = e.error() {
+                        router.deps.fatal.set(PipelineError::Transaction {
+                            step: "rewind",
+                            detail: format!("seeking {}/{}: {err}", e.topic(), e.partition()),
+                        });
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                router.deps.fatal.set(PipelineError::Transaction {
+                    step: "rewind",
+                    detail: format!("seeking: {e}"),
+                });
+                return;
+            }
+        }
+        tracing::info!(
+            partitions = assigned.len(),
+            "rewound to the last committed transaction; restoring state"
+        );
+        router.assign_all(&assigned);
+    }
 }
 
 impl ClientContext for Ctx {
@@ -302,10 +697,24 @@ impl ConsumerContext for Ctx {
             Rebalance::Revoke(tpl) => {
                 metrics::counter!(names::REBALANCES, "kind" => "revoke").increment(1);
                 let tps = tp_list(tpl);
-                tracing::info!(partitions = tps.len(), "partitions revoked; draining");
-                let drained = self.router.drain(Some(&tps), self.revoke_timeout);
-                store(consumer, &self.router.deps.board, Some(&drained));
-                commit_sync(consumer);
+                if let Some(mut txn) = self.txn() {
+                    // Everything so far is committed (or rewound) while the partitions are
+                    // still this member's; then the revoked ones stop.
+                    tracing::info!(
+                        partitions = tps.len(),
+                        "partitions revoked; committing the transaction"
+                    );
+                    txn.commit(&self.router, consumer, &|tp| tps.contains(tp));
+                    self.router.discard(Some(&tps));
+                    for tp in &tps {
+                        txn.committed.remove(tp);
+                    }
+                } else {
+                    tracing::info!(partitions = tps.len(), "partitions revoked; draining");
+                    let drained = self.router.drain(Some(&tps), self.revoke_timeout);
+                    store(consumer, &self.router.deps.board, Some(&drained));
+                    commit_sync(consumer);
+                }
                 self.health.set_assigned(!self.router.lock().is_empty());
             }
             Rebalance::Assign(_) => {}
@@ -532,7 +941,9 @@ pub async fn run(
     health: Arc<Health>,
 ) -> Result<RunReport, PipelineError> {
     let config = Arc::new(config);
-    let producer: FutureProducer = producer_config(&config)
+    let eos = config.kafka.guarantee == crate::config::Guarantee::ExactlyOnce;
+    let transactional_id = eos.then(|| super::client::transactional_id(&config));
+    let producer: FutureProducer = producer_config(&config, transactional_id.as_deref())
         .create()
         .map_err(PipelineError::Client)?;
     let sink = KafkaSink::new(producer.clone(), config.pipeline.delivery_attempts);
@@ -556,12 +967,29 @@ pub async fn run(
         },
         rt: tokio::runtime::Handle::current(),
         health: health.clone(),
+        changelog_ends: Mutex::new(HashMap::new()),
     });
     let ctx = Ctx {
         router: router.clone(),
         health: health.clone(),
         revoke_timeout: config.pipeline.revoke_timeout.std(),
         rebalances: Default::default(),
+        txn: transactional_id.map(|id| {
+            let timeout_ms = producer_config(&config, Some(&id))
+                .get("transaction.timeout.ms")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(crate::config::TRANSACTION_TIMEOUT_MS as u64);
+            Mutex::new(Transactions {
+                producer: producer.clone(),
+                id,
+                number: 0,
+                interval: config.pipeline.checkpoint_interval.std(),
+                timeout: Duration::from_millis(timeout_ms),
+                last: Instant::now(),
+                committed: HashMap::new(),
+                closed: false,
+            })
+        }),
     };
     let consumer: BaseConsumer<Ctx> = consumer_config(&config)
         .create_with_context(ctx)
@@ -621,11 +1049,19 @@ fn poll_loop(
             topics: topics.iter().map(|t| t.to_string()).collect(),
             source,
         })?;
+    if let Some(mut txn) = consumer.context().txn() {
+        txn.init(&router.deps.sink)?;
+    }
     tracing::info!(topics = ?topics, group = %config.kafka.group_id, "consuming");
     let mut report = RunReport::default();
     let mut topic_names: HashMap<String, Arc<str>> = HashMap::new();
     while !stop.load(Ordering::Relaxed) && !fatal.is_set() {
         store(&consumer, &board, None);
+        if let Some(mut txn) = consumer.context().txn().filter(|t| t.due()) {
+            if !txn.commit(&router, &consumer, &|_| false) {
+                break;
+            }
+        }
         let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
@@ -675,6 +1111,24 @@ fn poll_loop(
         }
     }
     health.set_stopping();
+    if let Some(mut txn) = consumer.context().txn() {
+        if !fatal.is_set() {
+            tracing::info!("stopping: committing the last transaction");
+            txn.commit(&router, &consumer, &|_| true);
+        }
+        router.discard(None);
+        txn.closed = true;
+        // The transaction begun after the last commit is empty. After a fatal error, whatever
+        // is open is aborted by the broker (timeout, or the next holder of the id).
+        let _ = txn
+            .producer
+            .abort_transaction(Duration::from_secs(if fatal.is_set() { 1 } else { 5 }));
+        drop(txn);
+        report.rebalances = consumer.context().rebalances.load(Ordering::Relaxed);
+        consumer.unsubscribe();
+        tracing::info!(records = report.records, "stopped");
+        return Ok(report);
+    }
     if fatal.is_set() {
         // Commit only what was fully delivered, then stop; the rest is re-read on restart.
         router.drain(None, Duration::from_secs(1));

@@ -6,6 +6,11 @@
 //! Rebalances are handled in the poll thread's callbacks: on revocation the affected workers
 //! finish their in-flight work, their offsets are stored and committed synchronously, and
 //! only then is their state dropped.
+//!
+//! With `kafka.guarantee = "exactly_once"` the poll thread is also the transaction
+//! coordinator (`consumer::Transactions`): one transactional producer per instance, and one
+//! transaction per `pipeline.checkpoint_interval` holding the outputs, the changelog records
+//! and the input offsets of every partition the instance owns.
 
 pub mod client;
 mod consumer;
@@ -69,6 +74,10 @@ pub enum PipelineError {
     },
     #[error("writing the state of partition {partition} to the changelog failed: {detail}")]
     Checkpoint { partition: i32, detail: String },
+    #[error("exactly-once: {step} failed: {detail}")]
+    Transaction { step: &'static str, detail: String },
+    #[error("exactly-once: this instance was fenced ({detail}); another instance with transactional.id `{id}` (config key kafka.transactional_id) took over, or the transaction timed out. Stopping without committing; the last committed transaction stands")]
+    Fenced { id: String, detail: String },
     #[error("the consumer thread panicked")]
     ConsumerPanicked,
 }

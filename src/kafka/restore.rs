@@ -65,6 +65,8 @@ pub struct Restored {
     pub changelog_records: u64,
     /// What the changelog's last checkpoint said, if the state came from it.
     pub checkpoint: Option<CheckpointInfo>,
+    /// The changelog offset read up to (its end, or the limit given).
+    pub changelog_end: Option<i64>,
     pub elapsed: Duration,
 }
 
@@ -87,12 +89,17 @@ pub fn uses_changelog(config: &Config, topic: &str) -> bool {
 }
 
 /// Rebuilds the partition's state: from the changelog if it [`uses_changelog`] and holds a
-/// checkpoint, then by replaying input up to the committed offset.
+/// checkpoint, then by replaying input up to the committed offset. `changelog_until`: read
+/// the changelog only below this offset (exactly-once rewinds to the state this instance last
+/// committed: a read_committed reader stops there anyway once the transaction after it is
+/// aborted, but a broker that does not hide aborted transactions, such as the mock cluster,
+/// would hand the aborted records over too).
 pub fn rebuild(
     config: &Config,
     topic: &Arc<str>,
     partition: i32,
     trend_sources: usize,
+    changelog_until: Option<i64>,
 ) -> Result<(Processor, Restored), RestoreError> {
     let started = Instant::now();
     // Its own watermark, with timers: the state must be the one the previous owner had, and
@@ -114,11 +121,13 @@ pub fn rebuild(
     let mut processor = fresh();
     let mut changelog_records = 0;
     let mut checkpoint = None;
+    let mut changelog_end = None;
     if uses_changelog(config, topic) {
-        let (p, info, n) = read_changelog(config, partition, &fresh)?;
+        let (p, info, n, end) = read_changelog(config, partition, &fresh, changelog_until)?;
         processor = p;
         changelog_records = n;
         checkpoint = info;
+        changelog_end = Some(end);
     }
     // Where the replay of a topic starts: where the checkpoint's state ends, or (without one,
     // or for a topic it does not name: nothing of it was ever applied) at most
@@ -147,6 +156,7 @@ pub fn rebuild(
         committed: (readers[0].committed >= 0).then_some(readers[0].committed),
         changelog_records,
         checkpoint,
+        changelog_end,
         ..Restored::default()
     };
     let mut out = Vec::new();
@@ -193,20 +203,23 @@ struct Reader {
     head: Option<InboundRecord>,
 }
 
-/// Reads the partition's changelog partition to its end into a `fresh()` processor. Returns
-/// the processor, the last checkpoint (`None`: there was none, and the processor is a fresh
-/// one, since customers without a checkpoint are an incomplete state), and the records read.
+/// Reads the partition's changelog partition to its end (or to `until`) into a `fresh()`
+/// processor. Returns the processor, the last checkpoint (`None`: there was none, and the
+/// processor is a fresh one, since customers without a checkpoint are an incomplete state),
+/// the records read, and the offset read up to.
 fn read_changelog(
     config: &Config,
     partition: i32,
     fresh: &dyn Fn() -> Processor,
-) -> Result<(Processor, Option<CheckpointInfo>, u64), RestoreError> {
+    until: Option<i64>,
+) -> Result<(Processor, Option<CheckpointInfo>, u64, i64), RestoreError> {
     let topic = config.output.changelog.as_str();
     let timeout = Duration::from_secs(10);
     let consumer: BaseConsumer = restore_config(config, false).create()?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let high = until.map_or(high, |u| u.min(high));
     if high <= low {
-        return Ok((fresh(), None, 0));
+        return Ok((fresh(), None, 0, high));
     }
     let mut assign = TopicPartitionList::new();
     assign.add_partition_offset(topic, partition, Offset::Offset(low))?;
@@ -217,6 +230,7 @@ fn read_changelog(
     let mut next = low;
     while next < high {
         match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.offset() >= high => break,
             Some(Ok(m)) => {
                 last_progress = Instant::now();
                 next = m.offset() + 1;
@@ -246,9 +260,9 @@ fn read_changelog(
             "changelog partition has no checkpoint record; rebuilding the state from input"
         );
         drop(p);
-        return Ok((fresh(), None, n));
+        return Ok((fresh(), None, n, high));
     }
-    Ok((p, info, n))
+    Ok((p, info, n, high))
 }
 
 impl Reader {

@@ -19,6 +19,10 @@ pub struct KafkaSink {
     /// Partitions of `output.trend_partials` (from the cluster's metadata at start): a trend
     /// "closed" marker goes to each.
     partials_partitions: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    /// With exactly-once, the open transaction's label, sent in every record's `amends.txn`
+    /// header: which transaction a record belongs to, for audits (and for tests on a broker
+    /// that does not hide aborted transactions from read_committed readers).
+    txn: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<[u8]>>>>,
 }
 
 impl KafkaSink {
@@ -27,7 +31,14 @@ impl KafkaSink {
             producer,
             attempts,
             partials_partitions: Default::default(),
+            txn: Default::default(),
         }
+    }
+
+    /// Labels the records sent from now on as part of transaction `label`.
+    pub fn set_transaction(&self, label: &str) {
+        let mut g = self.txn.write().unwrap_or_else(|p| p.into_inner());
+        *g = Some(std::sync::Arc::from(label.as_bytes()));
     }
 
     pub fn set_partials_partitions(&self, n: i32) {
@@ -47,7 +58,7 @@ impl KafkaSink {
         source_ts_ms: Option<i64>,
     ) -> Result<(), PipelineError> {
         if rec.kind != OutboundKind::TrendClosed {
-            return self.deliver_to(rec, None, source_ts_ms).await;
+            return self.deliver_to(rec, None, source_ts_ms).await.map(drop);
         }
         // Every merger must see every source's markers, after that source's partials.
         let n = self
@@ -61,11 +72,12 @@ impl KafkaSink {
 
     /// Delivers one changelog record to partition `partition` of its topic (the partition
     /// of the input partition whose state it holds), retrying as [`KafkaSink::deliver`] does.
+    /// Returns the record's offset.
     pub async fn deliver_state(
         &self,
         rec: OutboundRecord,
         partition: i32,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<i64, PipelineError> {
         self.deliver_to(rec, Some(partition), None).await
     }
 
@@ -74,15 +86,22 @@ impl KafkaSink {
         mut rec: OutboundRecord,
         partition: Option<i32>,
         source_ts_ms: Option<i64>,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<i64, PipelineError> {
         let mut attempt = 0u32;
+        let txn = self.txn.read().unwrap_or_else(|p| p.into_inner()).clone();
         loop {
             attempt += 1;
-            let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+            let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len() + 1);
             for (k, v) in &rec.headers {
                 headers = headers.insert(Header {
                     key: k,
                     value: Some(v),
+                });
+            }
+            if let Some(label) = &txn {
+                headers = headers.insert(Header {
+                    key: "amends.txn",
+                    value: Some(&label[..]),
                 });
             }
             let mut fr = FutureRecord::to(&rec.topic).headers(headers);
@@ -98,7 +117,7 @@ impl KafkaSink {
             // Timeout::Never: when librdkafka's queue is full, wait for room (backpressure)
             // rather than fail.
             match self.producer.send(fr, Timeout::Never).await {
-                Ok(_) => {
+                Ok(delivered) => {
                     if rec.kind == OutboundKind::Task {
                         let latency_s =
                             source_ts_ms.map(|ts| (now_ms() - ts).max(0) as f64 / 1000.0);
@@ -109,7 +128,7 @@ impl KafkaSink {
                         }
                         .emit();
                     }
-                    return Ok(());
+                    return Ok(delivered.offset);
                 }
                 Err((e, _))
                     if is_too_large(&e)

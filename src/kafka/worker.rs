@@ -27,8 +27,8 @@ enum Done {
     /// A batch of outputs (numbered in dispatch order) and the commit holds it released.
     Outputs(u64, Holds),
     /// A changelog checkpoint: per index into `Worker::commits`, the offset the commit may
-    /// now reach.
-    Checkpoint(Vec<(usize, i64)>),
+    /// now reach; and the offset after the checkpoint record.
+    Checkpoint(Vec<(usize, i64)>, i64),
 }
 
 /// One batch of outputs, or one checkpoint, being delivered.
@@ -70,6 +70,8 @@ struct Checkpoints {
     /// The input positions of the checkpoint the state was restored from: a topic the worker
     /// has received nothing of since keeps its position in the next checkpoints.
     carried: Vec<(Arc<str>, i64)>,
+    /// The offset after the last checkpoint record acknowledged.
+    end: Option<i64>,
 }
 
 /// How often a worker recomputes the instance's watermark and fires due timers.
@@ -82,6 +84,28 @@ pub(crate) type RestoredState = Box<(
     Option<i64>,
     Option<crate::pipeline::changelog::CheckpointInfo>,
 )>;
+
+/// What the transaction coordinator (the poll thread, with `kafka.guarantee =
+/// "exactly_once"`) asks of a worker.
+pub(crate) enum Control {
+    /// Stop taking records, have every output acknowledged and the state checkpointed, reply
+    /// with where the input stands, then wait for `go`: true once the transaction is
+    /// committed (carry on), false or dropped when it is not (stop; the state is discarded
+    /// and restored from the changelog).
+    Seal {
+        reply: std::sync::mpsc::SyncSender<Result<Sealed, PipelineError>>,
+        go: tokio::sync::oneshot::Receiver<bool>,
+    },
+}
+
+/// A sealed worker's share of the transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Sealed {
+    /// Per input partition read, the first record not yet applied: the offset to commit.
+    pub positions: Vec<(TopicPartition, i64)>,
+    /// The offset after the worker's last checkpoint record in the changelog.
+    pub changelog_end: Option<i64>,
+}
 
 pub(crate) enum WorkerMsg {
     Record(InboundRecord),
@@ -140,6 +164,8 @@ impl Fatal {
 
 pub(crate) struct WorkerHandle {
     pub tx: mpsc::Sender<WorkerMsg>,
+    /// Transaction control (exactly-once), served ahead of the record queue.
+    pub ctl: mpsc::UnboundedSender<Control>,
     pub join: tokio::task::JoinHandle<()>,
     /// True until the worker holds its partition's rebuilt state.
     pub restoring: Arc<std::sync::atomic::AtomicBool>,
@@ -206,6 +232,8 @@ pub(crate) fn spawn(
     restore: Option<tokio::sync::oneshot::Receiver<RestoredState>>,
 ) -> WorkerHandle {
     let (tx, rx) = mpsc::channel(deps.config.pipeline.partition_queue);
+    let (ctl, ctl_rx) = mpsc::unbounded_channel();
+    let eos = deps.config.kafka.guarantee == crate::config::Guarantee::ExactlyOnce;
     let restoring = Arc::new(std::sync::atomic::AtomicBool::new(restore.is_some()));
     let changelog = super::restore::uses_changelog(&deps.config, &tp.0).then(|| Checkpoints {
         topic: Arc::from(deps.config.output.changelog.as_str()),
@@ -216,6 +244,7 @@ pub(crate) fn spawn(
         waiting: None,
         sending: false,
         carried: Vec::new(),
+        end: None,
     });
     let processor = if restore.is_some() {
         None
@@ -264,10 +293,14 @@ pub(crate) fn spawn(
         batches: 0,
         unacked: Default::default(),
         changelog,
+        eos,
+        failed: None,
+        skip: Vec::new(),
     };
-    let join = rt.spawn(w.run(rx, restore));
+    let join = rt.spawn(w.run(rx, ctl_rx, restore));
     WorkerHandle {
         tx,
+        ctl,
         join,
         restoring,
         clock,
@@ -374,6 +407,16 @@ struct Worker {
     batches: u64,
     unacked: std::collections::BTreeSet<u64>,
     changelog: Option<Checkpoints>,
+    /// Exactly-once: outputs and checkpoints are committed by the coordinator's transaction
+    /// (see [`Control::Seal`]), not by offsets this worker publishes.
+    eos: bool,
+    /// Exactly-once: a delivery failed. The transaction is aborted at the next seal; until
+    /// then no record is taken.
+    failed: Option<PipelineError>,
+    /// Exactly-once: per input topic, the first record the restored state has not applied.
+    /// Records below it are already in the state (the group's offsets can lag the changelog
+    /// only on a broker that does not commit transactional offsets, such as the mock).
+    skip: Vec<(Arc<str>, i64)>,
 }
 
 impl Drop for Worker {
@@ -450,6 +493,7 @@ impl Worker {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<WorkerMsg>,
+        mut ctl: mpsc::UnboundedReceiver<Control>,
         restore: Option<tokio::sync::oneshot::Receiver<RestoredState>>,
     ) {
         let mut resume_at = None;
@@ -460,6 +504,13 @@ impl Worker {
                 tokio::select! {
                     r = &mut restored => break r,
                     _ = touch.tick() => self.clock.touch(now_ms()),
+                    // Nothing processed yet: nothing to add to the transaction.
+                    Some(Control::Seal { reply, go }) = ctl.recv() => {
+                        let _ = reply.send(Ok(Sealed::default()));
+                        if !matches!(go.await, Ok(true)) {
+                            return;
+                        }
+                    }
                 }
             };
             match restored {
@@ -469,6 +520,13 @@ impl Worker {
                         p.track_changes();
                         if let Some(c) = checkpoint {
                             cl.sequence = c.sequence;
+                            if self.eos {
+                                self.skip = c
+                                    .inputs
+                                    .iter()
+                                    .map(|(t, o)| (Arc::from(t.as_str()), *o))
+                                    .collect();
+                            }
                             cl.carried = c
                                 .inputs
                                 .into_iter()
@@ -512,9 +570,16 @@ impl Worker {
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     if !self.completed(done, &mut in_flight) { return; }
                 }
-                msg = rx.recv(), if in_flight.len() < self.max_in_flight => match msg {
+                Some(Control::Seal { reply, go }) = ctl.recv() => {
+                    if !self.seal(reply, go, &mut in_flight).await { return; }
+                }
+                msg = rx.recv(), if in_flight.len() < self.max_in_flight && self.failed.is_none() => match msg {
                     Some(WorkerMsg::Record(rec)) => {
                         let offset = rec.offset;
+                        if self.skip.iter().any(|(t, o)| **t == *rec.topic && offset < *o) {
+                            // Applied before the state was checkpointed.
+                            continue;
+                        }
                         if let Some(expected) = resume_at.take_if(|_| *rec.topic == *self.tp.0) {
                             // The state was rebuilt up to `expected`; the group consumer must
                             // resume exactly there, or records were skipped or replayed twice.
@@ -583,7 +648,9 @@ impl Worker {
                     }
                     self.report_state(by);
                     self.dispatch(&mut outs, &mut released, None, &mut in_flight);
-                    self.checkpoint(false, &mut in_flight);
+                    if !self.eos {
+                        self.checkpoint(false, &mut in_flight);
+                    }
                 }
             }
         }
@@ -766,11 +833,12 @@ impl Worker {
             for r in sent {
                 r?;
             }
+            let mut end = -1;
             if let Some(c) = checkpoint {
-                sink.deliver_state(c, partition).await?;
+                end = sink.deliver_state(c, partition).await? + 1;
             }
             metrics::counter!(crate::telemetry::names::CHANGELOG_RECORDS).increment(n as u64);
-            Ok(Done::Checkpoint(caps))
+            Ok(Done::Checkpoint(caps, end))
         }));
     }
 
@@ -791,6 +859,10 @@ impl Worker {
     }
 
     fn publish(&self) {
+        if self.eos {
+            // The coordinator commits the positions in its transaction.
+            return;
+        }
         for (i, (topic, c)) in self.commits.iter().enumerate() {
             let Some(mut p) = c.position() else { continue };
             if let Some(cl) = &self.changelog {
@@ -821,9 +893,10 @@ impl Worker {
                 self.publish();
                 true
             }
-            Ok(Done::Checkpoint(caps)) => {
+            Ok(Done::Checkpoint(caps, end)) => {
                 if let Some(cl) = self.changelog.as_mut() {
                     cl.sending = false;
+                    cl.end = (end >= 0).then_some(end).or(cl.end);
                     for (i, at) in caps {
                         if cl.caps.len() <= i {
                             cl.caps.resize(i + 1, None);
@@ -834,11 +907,71 @@ impl Worker {
                 self.publish();
                 true
             }
+            Err(e) if self.eos => {
+                // The transaction is aborted at the next seal, and this state with it.
+                tracing::warn!(topic = %self.tp.0, partition = self.tp.1, error = %e, "delivery failed; the transaction will be aborted");
+                self.failed.get_or_insert(e);
+                true
+            }
             Err(e) => {
                 self.fatal.set(e);
                 false
             }
         }
+    }
+
+    /// Exactly-once: completes this worker's share of the transaction (see
+    /// [`Control::Seal`]). False if the worker must stop.
+    async fn seal(
+        &mut self,
+        reply: std::sync::mpsc::SyncSender<Result<Sealed, PipelineError>>,
+        go: tokio::sync::oneshot::Receiver<bool>,
+        in_flight: &mut FuturesUnordered<Delivery>,
+    ) -> bool {
+        // Every output, then the state that results from them.
+        let mut checkpointed = false;
+        loop {
+            while let Some(done) = in_flight.next().await {
+                if !self.completed(done, in_flight) {
+                    return false;
+                }
+            }
+            if self.failed.is_some() || checkpointed {
+                break;
+            }
+            checkpointed = true;
+            if !self.checkpoint(true, in_flight) {
+                break;
+            }
+        }
+        if self.fatal.is_set() {
+            return false;
+        }
+        let result = match self.failed.take() {
+            Some(e) => Err(e),
+            None => {
+                let mut positions: Vec<(TopicPartition, i64)> = self
+                    .commits
+                    .iter()
+                    .filter_map(|(t, c)| c.frontier().map(|f| ((t.clone(), self.tp.1), f)))
+                    .collect();
+                let cl = self.changelog.as_ref();
+                for (t, o) in cl.map_or(&[][..], |c| &c.carried[..]) {
+                    if !positions.iter().any(|((u, _), _)| u == t) {
+                        positions.push(((t.clone(), self.tp.1), *o));
+                    }
+                }
+                Ok(Sealed {
+                    positions,
+                    changelog_end: cl.and_then(|c| c.end),
+                })
+            }
+        };
+        let failed = result.is_err();
+        if reply.send(result).is_err() || failed {
+            return false;
+        }
+        matches!(go.await, Ok(true))
     }
 
     fn observe(&self, rec: &InboundRecord, processed: &Processed) {

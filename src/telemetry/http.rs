@@ -14,6 +14,9 @@ pub struct Health {
     assigned: AtomicBool,
     stopping: AtomicBool,
     restoring: std::sync::atomic::AtomicI64,
+    /// Exactly-once: the labels (`amends.txn` header values) of the transactions this
+    /// instance aborted or was fenced in, the latest 1,000.
+    aborted: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Health {
@@ -26,6 +29,19 @@ impl Health {
     /// Counts partitions whose state is being rebuilt (+1 when one starts, -1 when it ends).
     pub fn restoring(&self, delta: i64) {
         self.restoring.fetch_add(delta, Ordering::Relaxed);
+    }
+    /// Notes a transaction that will never commit.
+    pub fn note_aborted(&self, label: &str) {
+        let mut a = self.aborted.lock().unwrap_or_else(|p| p.into_inner());
+        if a.len() == 1000 {
+            a.pop_front();
+        }
+        a.push_back(label.to_string());
+    }
+    /// The transactions noted by [`Health::note_aborted`], oldest first.
+    pub fn aborted_transactions(&self) -> Vec<String> {
+        let a = self.aborted.lock().unwrap_or_else(|p| p.into_inner());
+        a.iter().cloned().collect()
     }
     pub fn set_stopping(&self) {
         self.stopping.store(true, Ordering::Relaxed);

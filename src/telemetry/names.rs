@@ -25,6 +25,8 @@ pub const LATE_EVENTS: &str = "amends_events_late_total";
 pub const TIMERS_FIRED: &str = "amends_timers_fired_total";
 pub const REORDER_BUFFERED: &str = "amends_reorder_buffered_events";
 pub const REORDER_FORCED: &str = "amends_reorder_forced_total";
+pub const TRANSACTIONS: &str = "amends_transactions_total";
+pub const TRANSACTION_SECONDS: &str = "amends_transaction_seconds";
 
 pub fn describe() {
     describe_counter!(
@@ -104,6 +106,16 @@ pub fn describe() {
         RESTORE_RECORDS,
         Unit::Count,
         "Records read to rebuild partition state, by source (changelog, input)."
+    );
+    describe_counter!(
+        TRANSACTIONS,
+        Unit::Count,
+        "Exactly-once transactions ended, by result (committed, aborted)."
+    );
+    describe_histogram!(
+        TRANSACTION_SECONDS,
+        Unit::Seconds,
+        "Exactly-once: from asking the workers to seal to the transaction's commit."
     );
     describe_counter!(
         CHANGELOG_RECORDS,
