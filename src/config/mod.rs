@@ -567,12 +567,15 @@ impl Config {
             ));
         }
         let producer = self.client_properties(false);
-        let number = |key: &str| -> Result<Option<i64>, ConfigError> {
-            let section = if self.kafka.producer.contains_key(key) {
+        let section = |key: &str| {
+            if self.kafka.producer.contains_key(key) {
                 "producer"
             } else {
                 "properties"
-            };
+            }
+        };
+        let number = |key: &str| -> Result<Option<i64>, ConfigError> {
+            let section = section(key);
             producer
                 .get(key)
                 .map(|v| {
@@ -589,7 +592,7 @@ impl Config {
         let interval = self.pipeline.checkpoint_interval.millis().0;
         if txn < 2 * interval || txn < 1000 {
             return Err(invalid(
-                "kafka.producer.\"transaction.timeout.ms\"",
+                format!("kafka.{}.\"transaction.timeout.ms\"", section("transaction.timeout.ms")),
                 format!("must be at least 1000 and twice pipeline.checkpoint_interval ({interval} ms), which is how long a transaction stays open; got {txn}"),
             ));
         }
@@ -597,7 +600,7 @@ impl Config {
             if let Some(v) = number(key)? {
                 if v > txn - margin {
                     return Err(invalid(
-                        format!("kafka.producer.\"{key}\""),
+                        format!("kafka.{}.\"{key}\"", section(key)),
                         format!("must be at most transaction.timeout.ms ({txn} ms){} with exactly_once (a librdkafka rule); got {v}", if margin > 0 { " minus 100" } else { "" }),
                     ));
                 }

@@ -85,6 +85,26 @@ fn bad_values_name_the_key() {
         ),
         ("[kafka]\nguarantee = \"maybe_once\"\n", "kafka.guarantee"),
         (
+            "[kafka]\nguarantee = \"exactly_once\"\n[pipeline]\nrestore = \"input\"\n",
+            "pipeline.restore",
+        ),
+        (
+            "[kafka]\nguarantee = \"exactly_once\"\n[kafka.producer]\n\"message.timeout.ms\" = \"120000\"\n",
+            "kafka.producer.\"message.timeout.ms\"",
+        ),
+        (
+            "[kafka]\nguarantee = \"exactly_once\"\n[kafka.producer]\n\"transaction.timeout.ms\" = \"10000\"\n[pipeline]\ncheckpoint_interval = \"6s\"\n",
+            "kafka.producer.\"transaction.timeout.ms\"",
+        ),
+        (
+            "[kafka]\nguarantee = \"exactly_once\"\ntransactional_id = \"two words\"\n",
+            "kafka.transactional_id",
+        ),
+        (
+            "[kafka]\nguarantee = \"exactly_once\"\n[kafka.properties]\n\"socket.timeout.ms\" = \"60000\"\n",
+            "kafka.properties.\"socket.timeout.ms\"",
+        ),
+        (
             "[detect]\nfollow_up_period = \"0s\"\n",
             "detect.follow_up_period",
         ),
@@ -105,6 +125,14 @@ fn bad_values_name_the_key() {
         let e = load(text, &[]).unwrap_err().to_string();
         assert!(e.contains(key), "error for {text:?} should name {key}: {e}");
     }
+    // Exactly-once with the defaults, or with timeouts inside the transaction's, is valid.
+    let c = load(
+        "[kafka]\nguarantee = \"exactly_once\"\ntransactional_id = \"amends-0\"\n[kafka.producer]\n\"message.timeout.ms\" = \"30000\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.kafka.guarantee, crate::config::Guarantee::ExactlyOnce);
+    assert_eq!(c.kafka.transactional_id, "amends-0");
     // Within half the idle period it is the user's to choose.
     let c = load(
         "[kafka.consumer]\n\"statistics.interval.ms\" = \"15000\"\n",

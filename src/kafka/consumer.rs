@@ -384,7 +384,8 @@ impl Transactions {
                 rd.is_fatal(),
                 matches!(
                     rd.code(),
-                    RDKafkaErrorCode::ProducerFenced
+                    RDKafkaErrorCode::Fenced
+                        | RDKafkaErrorCode::ProducerFenced
                         | RDKafkaErrorCode::InvalidProducerEpoch
                         | RDKafkaErrorCode::FencedInstanceId
                 ),
@@ -492,6 +493,7 @@ impl Transactions {
         };
         match result {
             Ok(()) => {
+                tracing::debug!(transaction = %label, partitions = offsets.count(), elapsed_ms = started.elapsed().as_millis() as u64, "transaction committed");
                 metrics::counter!(names::TRANSACTIONS, "result" => "committed").increment(1);
                 metrics::histogram!(names::TRANSACTION_SECONDS)
                     .record(started.elapsed().as_secs_f64());

@@ -427,7 +427,7 @@ impl Drop for Worker {
             -(self.reported.buffered as i64),
             crate::telemetry::names::REORDER_BUFFERED,
         );
-        self.watermarks.deregister(&self.tp.0, self.tp.1);
+        self.watermarks.deregister(&self.clock);
     }
 }
 

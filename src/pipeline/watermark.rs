@@ -138,10 +138,13 @@ impl Watermarks {
         clock
     }
 
-    /// A revoked partition no longer counts.
-    pub fn deregister(&self, topic: &str, partition: i32) {
+    /// A revoked partition no longer counts. Only `clock` itself is removed: a worker that
+    /// stops after the partition's next worker registered (a rewind, or a quick re-assignment)
+    /// must not remove its successor's clock, or the partition would stop holding the
+    /// watermark back while it is rebuilt.
+    pub fn deregister(&self, clock: &Arc<PartitionClock>) {
         let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
-        parts.retain(|(tp, _)| !(*tp.0 == *topic && tp.1 == partition));
+        parts.retain(|(_, c)| !Arc::ptr_eq(c, clock));
     }
 
     /// The watermark as of the last tick, and which clock last moved it.
@@ -305,7 +308,15 @@ mod tests {
         // Revoked: no longer counts.
         b.observe(Some(EventTime(1_200 * SEC)), 64 * SEC);
         a.observe(Some(EventTime(1_500 * SEC)), 64 * SEC);
-        w.deregister("t", 1);
+        // A stale clock of the partition (its previous worker stopping late) removes nothing.
+        let stale = Arc::new(PartitionClock {
+            max_event: AtomicI64::new(i64::MIN),
+            last_input_wall: AtomicI64::new(0),
+            caught_up: AtomicBool::new(false),
+        });
+        w.deregister(&stale);
+        assert_eq!(w.tick(65 * SEC).0, EventTime(1_180 * SEC));
+        w.deregister(&b);
         assert_eq!(w.tick(65 * SEC).0, EventTime(1_380 * SEC));
     }
 
