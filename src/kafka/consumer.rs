@@ -1092,6 +1092,7 @@ fn poll_loop(
         };
         drop(msg);
         report.records += 1;
+        health.add_records(1);
         let tx = router.sender(&(topic, rec.partition));
         // Bounded queue: when the worker is behind (slow producer), wait here, which slows
         // consumption instead of growing memory. Poll again every few ms so rebalance and

@@ -17,6 +17,8 @@ pub struct Health {
     /// Exactly-once: the labels (`amends.txn` header values) of the transactions this
     /// instance aborted or was fenced in, the latest 1,000.
     aborted: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// Input records handed to the partition workers since start.
+    records: std::sync::atomic::AtomicU64,
 }
 
 impl Health {
@@ -29,6 +31,15 @@ impl Health {
     /// Counts partitions whose state is being rebuilt (+1 when one starts, -1 when it ends).
     pub fn restoring(&self, delta: i64) {
         self.restoring.fetch_add(delta, Ordering::Relaxed);
+    }
+    /// Counts `n` input records handed to the partition workers.
+    pub fn add_records(&self, n: u64) {
+        self.records.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Input records handed to the partition workers since start (a worker's queue is
+    /// bounded, so in steady state this moves at the processing rate).
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
     }
     /// Notes a transaction that will never commit.
     pub fn note_aborted(&self, label: &str) {
