@@ -1,7 +1,7 @@
 //! What the changelog costs with 1,000,000 customers: `cargo bench --bench restore`
 //! (`-- <customers>` for another count).
 //!
-//! Simulated traffic for that many customers (4 hours of it, about 4 events each) goes
+//! Simulated traffic for about that many customers (4 hours of it, about 1.5 events each) goes
 //! through a `Processor` that tracks changes; then one checkpoint writes every customer's
 //! changelog record (as the first checkpoint after a cold start does), and a `Restorer`
 //! rebuilds the state from those records in offset order, as a worker does on assignment.
@@ -23,9 +23,11 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let mut config = Config::defaults();
-    config.detect.max_customers = customers * 2;
+    config.detect.max_customers = customers * 4;
+    // Over 4 hours about one simulated customer in 7.6 is active: simulate 8x as many to hold
+    // about `customers`.
     let sim = SimConfig {
-        customers,
+        customers: customers * 8,
         duration: Millis::from_hours(4),
         ..SimConfig::default()
     };

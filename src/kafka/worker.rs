@@ -729,8 +729,31 @@ impl Worker {
                 rest = r;
                 m
             };
+            // Per key in order (a task's revisions, a customer's dead letters), the keys at
+            // once: a batch can hold many customers' tasks (a reorder buffer released, a timer
+            // sweep), and awaiting each acknowledgement in turn made such a batch take
+            // seconds.
+            let mut keys: HashMap<Option<Vec<u8>>, usize> = HashMap::new();
+            let mut groups: Vec<Vec<OutboundRecord>> = Vec::new();
             for o in rest {
-                sink.deliver(o, ts).await?;
+                let i = *keys.entry(o.key.clone()).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[i].push(o);
+            }
+            let sent = futures_util::future::join_all(groups.into_iter().map(|g| {
+                let sink = &sink;
+                async move {
+                    for o in g {
+                        sink.deliver(o, ts).await?;
+                    }
+                    Ok::<(), PipelineError>(())
+                }
+            }))
+            .await;
+            for r in sent {
+                r?;
             }
             let sent =
                 futures_util::future::join_all(partials.drain(..).map(|o| sink.deliver(o, ts)))
@@ -929,6 +952,9 @@ impl Worker {
         in_flight: &mut FuturesUnordered<Delivery>,
     ) -> bool {
         // Every output, then the state that results from them.
+        let started = std::time::Instant::now();
+        let outputs = in_flight.len();
+        let mut outputs_ms = 0;
         let mut checkpointed = false;
         loop {
             while let Some(done) = in_flight.next().await {
@@ -939,11 +965,13 @@ impl Worker {
             if self.failed.is_some() || checkpointed {
                 break;
             }
+            outputs_ms = started.elapsed().as_millis() as u64;
             checkpointed = true;
             if !self.checkpoint(true, in_flight) {
                 break;
             }
         }
+        tracing::debug!(topic = %self.tp.0, partition = self.tp.1, outputs, outputs_ms, elapsed_ms = started.elapsed().as_millis() as u64, "sealed");
         if self.fatal.is_set() {
             return false;
         }
