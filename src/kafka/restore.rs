@@ -228,19 +228,45 @@ fn read_changelog(
     let stall = Duration::from_secs(30);
     let mut last_progress = Instant::now();
     let mut next = low;
+    // When the fetcher last said it reached the end while `next` was still below `high`.
+    let mut eof_below_high: Option<Instant> = None;
     while next < high {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) if m.offset() >= high => break,
             Some(Ok(m)) => {
                 last_progress = Instant::now();
+                eof_below_high = None;
                 next = m.offset() + 1;
                 restorer
                     .apply(m.offset(), m.key(), m.payload())
                     .map_err(|source| RestoreError::Changelog { partition, source })?;
             }
-            // Compaction can leave the end of the partition without a record at `high - 1`.
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            // The last offsets need not hold a record the reader sees: an exactly-once
+            // changelog ends with a transaction marker, and compaction can remove records.
+            // So the end is where the consumer's position reaches `high`. A broker can also
+            // report the end early (Tansu does, mid-partition): then keep reading, and take
+            // the end as reached only after 2 s without another record.
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                let position = consumer
+                    .position()?
+                    .find_partition(topic, partition)
+                    .and_then(|e| e.offset().to_raw());
+                if position.is_some_and(|p| p >= high) {
+                    break;
+                }
+                eof_below_high.get_or_insert_with(Instant::now);
+            }
             Some(Err(e)) => return Err(e.into()),
+            None if eof_below_high.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) => {
+                tracing::debug!(
+                    topic,
+                    partition,
+                    next,
+                    high,
+                    "changelog read to the end the broker reports"
+                );
+                break;
+            }
             None if last_progress.elapsed() > stall => {
                 return Err(RestoreError::Stalled(stall.as_secs(), high))
             }
