@@ -243,9 +243,9 @@ fn read_changelog(
             }
             // The last offsets need not hold a record the reader sees: an exactly-once
             // changelog ends with a transaction marker, and compaction can remove records.
-            // So the end is where the consumer's position reaches `high`. A broker can also
-            // report the end early (Tansu does, mid-partition): then keep reading, and take
-            // the end as reached only after 2 s without another record.
+            // So the end is where the consumer's position reaches `high`. An end-of-partition
+            // event below it (a fetch that has not caught up yet) does not end the read;
+            // only 2 s without another record after it does.
             Some(Err(KafkaError::PartitionEOF(_))) => {
                 let position = consumer
                     .position()?
