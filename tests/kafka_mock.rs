@@ -1798,25 +1798,31 @@ fn assert_row(r: &Row) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "about 3 minutes; run on purpose (see docs/reliability.md)"]
 async fn fault_matrix() {
-    let mut rows = Vec::new();
-    // AMENDS_FAULT=<index> runs one row (0-based, in the order of `Fault::ALL`).
+    let rows = run_matrix(&Fault::ALL, false, MATRIX_HEADER).await;
+    rows.iter().for_each(assert_row);
+}
+
+/// Runs `faults` (only the one at index `AMENDS_FAULT`, 0-based, if set), printing each row
+/// as it ends and then the table under `header`.
+async fn run_matrix(faults: &[Fault], exactly_once: bool, header: &str) -> Vec<Row> {
     let only: Option<usize> = std::env::var("AMENDS_FAULT")
         .ok()
         .and_then(|v| v.parse().ok());
-    for (_, f) in Fault::ALL
-        .into_iter()
+    let mut rows = Vec::new();
+    for (_, f) in faults
+        .iter()
         .enumerate()
         .filter(|(i, _)| only.is_none_or(|o| o == *i))
     {
-        let r = fault_row(f, false).await;
+        let r = fault_row(*f, exactly_once).await;
         eprintln!("{}", r.line());
         rows.push(r);
     }
-    println!("{MATRIX_HEADER}");
+    println!("{header}");
     for r in &rows {
         println!("{}", r.line());
     }
-    rows.iter().for_each(assert_row);
+    rows
 }
 
 /// The rows of the matrix the other tests here do not cover: the broker going away, and
@@ -1929,23 +1935,7 @@ async fn exactly_once_commits_outputs_state_and_offsets_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "several minutes; run on purpose (see docs/reliability.md)"]
 async fn fault_matrix_exactly_once() {
-    let only: Option<usize> = std::env::var("AMENDS_FAULT")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let mut rows = Vec::new();
-    for (_, f) in Fault::EXACTLY_ONCE
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| only.is_none_or(|o| o == *i))
-    {
-        let r = fault_row(f, true).await;
-        eprintln!("{}", r.line());
-        rows.push(r);
-    }
-    println!("{MATRIX_HEADER_EOS}");
-    for r in &rows {
-        println!("{}", r.line());
-    }
+    let rows = run_matrix(&Fault::EXACTLY_ONCE, true, MATRIX_HEADER_EOS).await;
     for r in &rows {
         assert_row(r);
         assert_eq!(r.duplicated, 0, "{}", r.line());

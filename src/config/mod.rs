@@ -588,7 +588,8 @@ impl Config {
                 })
                 .transpose()
         };
-        let txn = number("transaction.timeout.ms")?.unwrap_or(TRANSACTION_TIMEOUT_MS);
+        number("transaction.timeout.ms")?;
+        let txn = self.transaction_timeout_ms();
         let interval = self.pipeline.checkpoint_interval.millis().0;
         if txn < 2 * interval || txn < 1000 {
             return Err(invalid(
@@ -607,6 +608,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The transactional producer's `transaction.timeout.ms`: the user's (checked to be a
+    /// number by validation with exactly_once), else [`TRANSACTION_TIMEOUT_MS`].
+    pub fn transaction_timeout_ms(&self) -> i64 {
+        self.client_properties(false)
+            .get("transaction.timeout.ms")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(TRANSACTION_TIMEOUT_MS)
     }
 
     /// librdkafka properties for one client, merged from `properties` then the

@@ -69,13 +69,10 @@ pub fn producer_config(config: &Config, transactional_id: Option<&str>) -> Clien
     }
     c.set("enable.idempotence", "true").set("acks", "all");
     if let Some(id) = transactional_id {
-        c.set("transactional.id", id);
-        if c.get("transaction.timeout.ms").is_none() {
-            c.set(
-                "transaction.timeout.ms",
-                crate::config::TRANSACTION_TIMEOUT_MS.to_string(),
-            );
-        }
+        c.set("transactional.id", id).set(
+            "transaction.timeout.ms",
+            config.transaction_timeout_ms().to_string(),
+        );
     }
     tracing::debug!(properties = ?redacted(&config.client_properties(false)), "producer pass-through properties");
     c

@@ -339,6 +339,16 @@ enum TxnError {
     Fatal(PipelineError),
 }
 
+impl TxnError {
+    /// The error that stops the instance when `step` could not even abort.
+    fn stopping(self, step: &'static str) -> PipelineError {
+        match self {
+            TxnError::Fatal(e) => e,
+            TxnError::Abort(detail) => PipelineError::Transaction { step, detail },
+        }
+    }
+}
+
 impl Transactions {
     /// The open transaction's label, the `amends.txn` header of its records.
     fn label(&self) -> String {
@@ -352,16 +362,10 @@ impl Transactions {
     /// Registers the transactional id (fencing any previous holder and aborting what it left
     /// open) and begins the first transaction.
     fn init(&mut self, sink: &KafkaSink) -> Result<(), PipelineError> {
-        self.producer
-            .init_transactions(self.timeout)
-            .map_err(|e| self.classify("init_transactions", e))
-            .map_err(|e| match e {
-                TxnError::Fatal(e) => e,
-                TxnError::Abort(detail) => PipelineError::Transaction {
-                    step: "init_transactions",
-                    detail,
-                },
-            })?;
+        self.producer.init_transactions(self.timeout).map_err(|e| {
+            self.classify("init_transactions", e)
+                .stopping("init_transactions")
+        })?;
         tracing::info!(transactional_id = %self.id, "exactly-once: transactions initialised");
         self.begin(sink)
     }
@@ -517,13 +521,7 @@ impl Transactions {
                 if let Err(e) = self.retrying("abort_transaction", || {
                     self.producer.abort_transaction(self.timeout)
                 }) {
-                    fatal.set(match e {
-                        TxnError::Fatal(e) => e,
-                        TxnError::Abort(detail) => PipelineError::Transaction {
-                            step: "abort_transaction",
-                            detail,
-                        },
-                    });
+                    fatal.set(e.stopping("abort_transaction"));
                     return false;
                 }
                 if let Err(e) = self.begin(&router.deps.sink) {
@@ -977,16 +975,12 @@ pub async fn run(
         revoke_timeout: config.pipeline.revoke_timeout.std(),
         rebalances: Default::default(),
         txn: transactional_id.map(|id| {
-            let timeout_ms = producer_config(&config, Some(&id))
-                .get("transaction.timeout.ms")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(crate::config::TRANSACTION_TIMEOUT_MS as u64);
             Mutex::new(Transactions {
                 producer: producer.clone(),
                 id,
                 number: 0,
                 interval: config.pipeline.checkpoint_interval.std(),
-                timeout: Duration::from_millis(timeout_ms),
+                timeout: Duration::from_millis(config.transaction_timeout_ms().max(0) as u64),
                 last: Instant::now(),
                 committed: HashMap::new(),
                 closed: false,

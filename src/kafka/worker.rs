@@ -733,13 +733,19 @@ impl Worker {
             // once: a batch can hold many customers' tasks (a reorder buffer released, a timer
             // sweep), and awaiting each acknowledgement in turn made such a batch take
             // seconds.
-            let mut keys: HashMap<Option<Vec<u8>>, usize> = HashMap::new();
-            let mut groups: Vec<Vec<OutboundRecord>> = Vec::new();
-            for o in rest {
-                let i = *keys.entry(o.key.clone()).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
+            let (group_of, count) = {
+                let mut keys: HashMap<Option<&[u8]>, usize> = HashMap::new();
+                let group_of: Vec<usize> = rest
+                    .iter()
+                    .map(|o| {
+                        let next = keys.len();
+                        *keys.entry(o.key.as_deref()).or_insert(next)
+                    })
+                    .collect();
+                (group_of, keys.len())
+            };
+            let mut groups: Vec<Vec<OutboundRecord>> = (0..count).map(|_| Vec::new()).collect();
+            for (o, i) in rest.into_iter().zip(group_of) {
                 groups[i].push(o);
             }
             let sent = futures_util::future::join_all(groups.into_iter().map(|g| {
